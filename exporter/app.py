@@ -1,0 +1,46 @@
+"""HTTP routes: /metrics, /healthz, /readyz."""
+
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from exporter import __version__
+from exporter.metrics import CONTENT_TYPE
+from exporter.service import Exporter
+
+
+def get_exporter(request: Request) -> Exporter:
+    """Return the Exporter the app was built with."""
+    exporter: Exporter = request.app.state.exporter
+    return exporter
+
+
+ExporterDep = Annotated[Exporter, Depends(get_exporter)]
+
+
+def create_app(exporter: Exporter) -> FastAPI:
+    """Build the FastAPI app around a (started or not) Exporter."""
+    app = FastAPI(title="bacula-exporter", version=__version__)
+    app.state.exporter = exporter
+
+    @app.get("/metrics")
+    def metrics(exp: ExporterDep) -> Response:
+        """Prometheus exposition of every catalog."""
+        return Response(exp.metrics(), media_type=CONTENT_TYPE)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        """Liveness: the process serves HTTP."""
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    def readyz(exp: ExporterDep) -> JSONResponse:
+        """Readiness: every catalog was polled once (a catalog that is down is still reported)."""
+        catalogs = {
+            p.cfg.name: {"up": p.up, "error": p.error or None} for p in exp.pollers
+        }
+        code = 200 if exp.ready() else 503
+        return JSONResponse({"ready": code == 200, "catalogs": catalogs}, status_code=code)
+
+    return app

@@ -1,0 +1,207 @@
+"""Read-only connections to the three catalog engines, each with a statement timeout."""
+
+import sqlite3
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+from urllib.parse import quote, unquote, urlsplit
+
+import psycopg
+import pymysql
+
+from exporter.config import CatalogConfig
+
+Row = Sequence[Any]
+
+
+class CatalogError(Exception):
+    """A catalog problem with a message fit for logs and metrics (no secrets)."""
+
+
+class Session(Protocol):
+    """What the reader needs of a connection: run a query, and one read-only transaction."""
+
+    engine: str
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Row]:
+        """Run one SELECT (placeholders written as %s) and return its rows."""
+
+    def begin(self) -> None:
+        """Start a read-only transaction."""
+
+    def end(self) -> None:
+        """End the transaction (nothing was written, so this only releases the snapshot)."""
+
+    def close(self) -> None:
+        """Close the connection."""
+
+
+class PostgresSession:
+    """psycopg 3 connection in read-only mode with statement and lock timeouts."""
+
+    engine = "postgresql"
+
+    def __init__(self, cfg: CatalogConfig) -> None:
+        parts = urlsplit(cfg.url)
+        password = cfg.password()
+        timeout_ms = int(cfg.statement_timeout * 1000)
+        self._conn = psycopg.connect(
+            host=parts.hostname,
+            port=parts.port or 5432,
+            user=unquote(parts.username or "bacula"),
+            dbname=unquote(parts.path.lstrip("/")),
+            password=password.get() if password else None,
+            connect_timeout=max(1, int(cfg.connect_timeout)),
+            application_name="bacula-exporter",
+            # datestyle ISO so timestamps parse whatever the catalog database sets.
+            options=(
+                f"-c statement_timeout={timeout_ms} -c lock_timeout={timeout_ms} "
+                "-c default_transaction_read_only=on -c datestyle=ISO "
+                f"-c idle_in_transaction_session_timeout={timeout_ms * 3}"
+            ),
+        )
+        self._conn.read_only = True
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Row]:
+        """Run one SELECT and return its rows."""
+        with self._conn.cursor() as cur:
+            cur.execute(sql.encode(), params)  # bytes: the SQL is static, no %-escaping games
+            return cur.fetchall()
+
+    def begin(self) -> None:
+        """psycopg opens a READ ONLY transaction on the first query by itself."""
+
+    def end(self) -> None:
+        """Roll back: a read-only transaction has nothing to commit."""
+        self._conn.rollback()
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()
+
+
+class MySQLSession:
+    """PyMySQL connection with read-only transactions and a server-side statement timeout."""
+
+    engine = "mysql"
+
+    def __init__(self, cfg: CatalogConfig) -> None:
+        parts = urlsplit(cfg.url)
+        password = cfg.password()
+        self._conn = pymysql.connect(
+            host=parts.hostname,
+            port=parts.port or 3306,
+            user=unquote(parts.username or "bacula"),
+            password=password.get() if password else "",
+            database=unquote(parts.path.lstrip("/")),
+            connect_timeout=max(1, int(cfg.connect_timeout)),
+            # The socket timeout is the last line of defence if the server ignores its own limit.
+            read_timeout=int(cfg.statement_timeout) + 5,
+            write_timeout=int(cfg.statement_timeout) + 5,
+            charset="utf8mb4",
+            autocommit=True,
+        )
+        with self._conn.cursor() as cur:
+            cur.execute("SELECT VERSION()")
+            row = cur.fetchone()
+            mariadb = row is not None and "mariadb" in str(row[0]).lower()
+            if mariadb:
+                cur.execute(f"SET SESSION max_statement_time = {float(cfg.statement_timeout)}")
+            else:
+                cur.execute(f"SET SESSION max_execution_time = {int(cfg.statement_timeout * 1000)}")
+            # Waits for metadata locks (LOCK TABLES, DDL) are not statement time in MySQL.
+            cur.execute(f"SET SESSION lock_wait_timeout = {max(1, int(cfg.statement_timeout))}")
+            cur.execute("SET SESSION TRANSACTION READ ONLY")
+            # Consistent reads in InnoDB take no locks; READ COMMITTED keeps no long snapshot.
+            cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Row]:
+        """Run one SELECT and return its rows."""
+        with self._conn.cursor() as cur:
+            cur.execute(sql, tuple(params) or None)
+            return list(cur.fetchall())
+
+    def begin(self) -> None:
+        """Start a read-only transaction."""
+        with self._conn.cursor() as cur:
+            cur.execute("START TRANSACTION READ ONLY")
+
+    def end(self) -> None:
+        """Roll back: a read-only transaction has nothing to commit."""
+        self._conn.rollback()
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()
+
+
+class SQLiteSession:
+    """SQLite file opened read-only; the statement timeout is a progress-handler deadline."""
+
+    engine = "sqlite"
+
+    def __init__(self, cfg: CatalogConfig) -> None:
+        path = cfg.sqlite_path()
+        self._timeout = cfg.statement_timeout
+        self._deadline = 0.0
+        self._conn = sqlite3.connect(
+            f"file:{quote(path)}?mode=ro",
+            uri=True,
+            timeout=cfg.connect_timeout,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        # Bacula writes whatever bytes the client sent; decode later, leniently.
+        self._conn.text_factory = bytes
+        self._conn.execute("PRAGMA query_only = ON")
+        self._conn.set_progress_handler(self._expired, 10_000)
+        # mode=ro opens lazily: touch the schema now so a missing file fails here.
+        self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+
+    def _expired(self) -> int:
+        """Abort the running statement once its deadline has passed."""
+        return 1 if self._deadline and time.monotonic() > self._deadline else 0
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Row]:
+        """Run one SELECT and return its rows."""
+        self._deadline = time.monotonic() + self._timeout
+        try:
+            return list(self._conn.execute(sql.replace("%s", "?"), tuple(params)).fetchall())
+        finally:
+            self._deadline = 0.0
+
+    def begin(self) -> None:
+        """Start a read transaction (one snapshot for the whole poll)."""
+        self._conn.execute("BEGIN")
+
+    def end(self) -> None:
+        """Release the snapshot and its shared lock at once, so the Director can write."""
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()
+
+
+def connect(cfg: CatalogConfig) -> Session:
+    """Open a read-only session to a catalog; errors come back as CatalogError without secrets."""
+    sessions: dict[str, type[PostgresSession | MySQLSession | SQLiteSession]] = {
+        "postgresql": PostgresSession, "mysql": MySQLSession, "sqlite": SQLiteSession,
+    }
+    try:
+        return sessions[cfg.engine](cfg)
+    except (psycopg.Error, pymysql.Error, sqlite3.Error, OSError) as exc:
+        raise CatalogError(f"cannot connect: {scrub(exc, cfg)}") from None
+
+
+def scrub(exc: BaseException, cfg: CatalogConfig) -> str:
+    """Return an error message with the catalog password (if any) blanked out."""
+    text = " ".join(str(exc).split())
+    try:
+        password = cfg.password()
+    except OSError:
+        password = None  # the secret file went away: then it cannot be in the message either
+    if password and password.get():
+        text = text.replace(password.get(), "<secret>")
+    return text[:500]

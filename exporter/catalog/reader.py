@@ -1,0 +1,268 @@
+"""Catalog queries: version detection, a set-based cold start, and O(new rows) polls.
+
+Every statement is a plain SELECT written once for all engines: identifiers are CamelCase and
+unquoted (PostgreSQL folds them, MySQL needs the exact case, SQLite ignores it) and placeholders
+are %s (the SQLite session rewrites them).
+"""
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from exporter.catalog.ddl import BACULA_VERSIONS, is_bareos
+from exporter.catalog.engines import CatalogError, Row, Session
+from exporter.codes import ACTIVE, ACTIVE_CODES, classify, is_success
+from exporter.state import Aggregate, CatalogState, Client, JobRecord, Pool
+from exporter.timeutil import local_to_epoch
+
+BATCH = 5000  # new Job rows fetched per statement
+IN_CHUNK = 500  # JobIds per IN (...) list
+GAP_TTL = 600.0  # seconds a skipped JobId is re-checked (a Job row committed late)
+GAP_MAX = 1000  # bound on tracked gaps, so a mass delete cannot grow memory
+
+
+@dataclass(frozen=True)
+class CatalogInfo:
+    """What version detection found."""
+
+    engine: str
+    version: int
+    product: str  # bacula or bareos
+
+    @property
+    def has_real_start(self) -> bool:
+        """Tell whether Job has RealStartTime (Bacula 15)."""
+        return self.product == "bacula" and self.version >= 1026
+
+
+def detect(session: Session) -> CatalogInfo:
+    """Read max(VersionId) and refuse catalogs this exporter does not know."""
+    rows = session.query("SELECT MAX(VersionId) FROM Version")
+    version = _int(rows[0][0]) if rows else 0
+    if version in BACULA_VERSIONS:
+        return CatalogInfo(session.engine, version, "bacula")
+    if is_bareos(version) and 2171 <= version <= 2250 and session.engine == "postgresql":
+        return CatalogInfo(session.engine, version, "bareos")
+    known = "Bacula 16 (9.6), 1022 (11), 1024 (13), 1026 (15); Bareos 2171-2250 on PostgreSQL"
+    raise CatalogError(f"unsupported catalog version {version} on {session.engine}; known: {known}")
+
+
+def _int(value: Any) -> int:
+    """Return an int for a numeric column, 0 for NULL or garbage."""
+    if value is None:
+        return 0
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _text(value: Any, state: CatalogState) -> str | None:
+    """Decode a text or BLOB column; bytes that are not UTF-8 are kept visible and counted."""
+    if value is None:
+        return None
+    if isinstance(value, bytes | bytearray | memoryview):
+        raw = bytes(value)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            state.skip("invalid_utf8_repaired")
+            return raw.decode("utf-8", "backslashreplace")
+    return str(value)
+
+
+def _codes(codes: str) -> str:
+    """Return an SQL IN list of one-letter codes (constants from exporter.codes, never input)."""
+    return ", ".join(f"'{c}'" for c in codes)
+
+
+@dataclass
+class Reader:
+    """Reads one catalog into a CatalogState; holds the watermark between polls."""
+
+    zone: ZoneInfo
+    info: CatalogInfo | None = None
+    watermark: int = 0
+    client_watermark: int = 0
+    gaps: dict[int, float] = field(default_factory=dict)
+    last_refresh: float = 0.0
+
+    def job_columns(self) -> str:
+        """Return the Job columns to select, in the order record() reads them."""
+        has_real = self.info is not None and self.info.has_real_start
+        real = "RealStartTime, RealEndTime" if has_real else "NULL, NULL"
+        return (
+            "JobId, Job, Name, Type, Level, ClientId, JobStatus, JobErrors, JobFiles, JobBytes, "
+            f"SchedTime, StartTime, EndTime, JobTDate, PriorJobId, PoolId, {real}"
+        )
+
+    def record(self, row: Row, state: CatalogState) -> JobRecord | None:
+        """Turn a Job row into a JobRecord, or count it as skipped when it is unusable."""
+        job_id, client_id = _int(row[0]), _int(row[5])
+        job, name = _text(row[1], state), _text(row[2], state)
+        codes = [_text(v, state) for v in row[3:5]] + [_text(row[6], state)]
+        numbers = [_int(v) for v in (row[7], row[8], row[9], row[13])]
+        if job_id <= 0 or not name or any(c is None or len(c) != 1 for c in codes):
+            state.skip("null_or_invalid")
+            return None
+        if any(n < 0 or n > 2**62 for n in numbers):
+            state.skip("invalid_number")
+            return None
+        type_, level, status = (str(c) for c in codes)
+        # Bacula 15 records when copies and Virtual Fulls really ran; older catalogs only the
+        # source job's times, which still give the source's run time.
+        start = local_to_epoch(row[16], self.zone) or local_to_epoch(row[11], self.zone)
+        end = local_to_epoch(row[17], self.zone) or local_to_epoch(row[12], self.zone)
+        return JobRecord(
+            job_id=job_id, job=job or "", name=name, type=type_, level=level,
+            client_id=client_id, status=status, errors=numbers[0], files=numbers[1],
+            bytes=numbers[2], sched_time=local_to_epoch(row[10], self.zone),
+            start_time=start, end_time=end, job_tdate=numbers[3],
+            prior_job_id=_int(row[14]), pool_id=_int(row[15]),
+        )
+
+    def _records(self, rows: Iterable[Row], state: CatalogState) -> list[JobRecord]:
+        """Convert rows, dropping the unusable ones."""
+        return [r for r in (self.record(row, state) for row in rows) if r is not None]
+
+    def _by_ids(self, session: Session, ids: Iterable[int], state: CatalogState) -> list[JobRecord]:
+        """Fetch Job rows by JobId, a few hundred per statement."""
+        wanted = sorted(set(ids))
+        out: list[JobRecord] = []
+        for i in range(0, len(wanted), IN_CHUNK):
+            chunk = wanted[i : i + IN_CHUNK]
+            marks = ", ".join(["%s"] * len(chunk))
+            sql = f"SELECT {self.job_columns()} FROM Job WHERE JobId IN ({marks})"
+            out += self._records(session.query(sql, chunk), state)
+        return out
+
+    def refresh(self, session: Session, state: CatalogState, full: bool) -> None:
+        """Read new Client rows; with full, re-read all clients, pools and volumes."""
+        since = 0 if full else self.client_watermark
+        rows = session.query(
+            "SELECT ClientId, Name, Uname FROM Client WHERE ClientId > %s", [since]
+        )
+        clients = {}
+        for row in rows:
+            name = _text(row[1], state)
+            if name is None:
+                state.skip("null_or_invalid")
+                continue
+            clients[_int(row[0])] = Client(name, _text(row[2], state) or "")
+        state.set_clients(clients, replace=full)
+        self.client_watermark = max([self.client_watermark, *clients])
+        if full:
+            state.set_pools(self._pools(session, state))
+            self.last_refresh = time.monotonic()
+
+    def _pools(self, session: Session, state: CatalogState) -> dict[str, Pool]:
+        """Count volumes per pool and status and sum their bytes."""
+        rows = session.query(
+            "SELECT p.Name, p.MaxVols, m.VolStatus, COUNT(m.MediaId), SUM(m.VolBytes) "
+            "FROM Pool p LEFT JOIN Media m ON m.PoolId = p.PoolId "
+            "GROUP BY p.Name, p.MaxVols, m.VolStatus"
+        )
+        pools: dict[str, Pool] = {}
+        for row in rows:
+            name = _text(row[0], state)
+            if name is None:
+                continue
+            pool = pools.setdefault(name, Pool({}, 0, _int(row[1])))
+            status = _text(row[2], state)
+            if status is not None and _int(row[3]) > 0:
+                key = status.lower()
+                pool.volumes[key] = pool.volumes.get(key, 0) + _int(row[3])
+            pools[name] = Pool(pool.volumes, pool.bytes + max(0, _int(row[4])), pool.max_volumes)
+        return pools
+
+    def cold_start(self, session: Session, state: CatalogState) -> None:
+        """Build the state from the whole catalog with one GROUP BY pass and point lookups."""
+        self.watermark = _int(session.query("SELECT MAX(JobId) FROM Job")[0][0])
+        self.refresh(session, state, full=True)
+        has_errors = "CASE WHEN JobErrors > 0 THEN 1 ELSE 0 END"
+        rows = session.query(
+            f"SELECT ClientId, Name, Type, Level, JobStatus, {has_errors}, COUNT(*), "
+            "MAX(JobId), MIN(JobId), MAX(JobTDate) FROM Job WHERE JobId <= %s "
+            f"GROUP BY ClientId, Name, Type, Level, JobStatus, {has_errors}",
+            [self.watermark],
+        )
+        aggregates = []
+        for row in rows:
+            name, codes = _text(row[1], state), [_text(v, state) for v in row[2:5]]
+            if name is None or any(c is None or len(c) != 1 for c in codes):
+                state.skip("null_or_invalid", _int(row[6]))
+                continue
+            type_, level, status = (str(c) for c in codes)
+            aggregates.append(Aggregate(
+                _int(row[0]), name, type_, level, status, bool(_int(row[5])), _int(row[6]),
+                _int(row[7]), _int(row[8]), _int(row[9]),
+            ))
+        state.seed(aggregates)
+        state.apply(self._by_ids(session, _latest_ids(aggregates, state), state), count=False)
+        active = [a.min_job_id for a in aggregates if a.status in ACTIVE_CODES]
+        if active:
+            sql = (
+                f"SELECT {self.job_columns()} FROM Job WHERE JobId >= %s AND JobId <= %s "
+                f"AND JobStatus IN ({_codes(ACTIVE_CODES)})"
+            )
+            rows = session.query(sql, [min(active), self.watermark])
+            state.apply(self._records(rows, state), count=False)
+
+    def poll(self, session: Session, state: CatalogState, refresh_every: float) -> list[JobRecord]:
+        """Read what changed since the last poll; return the jobs that finished meanwhile."""
+        full = time.monotonic() - self.last_refresh >= refresh_every
+        self.refresh(session, state, full=full)
+        now = time.monotonic()
+        self.gaps = {j: t for j, t in self.gaps.items() if now - t < GAP_TTL}
+        tracked = set(state.active) | set(self.gaps)
+        changed = self._by_ids(session, tracked, state) if tracked else []
+        for rec in changed:
+            self.gaps.pop(rec.job_id, None)
+        vanished = set(state.active) - {r.job_id for r in changed}
+        new: list[JobRecord] = []
+        while True:
+            rows = session.query(
+                f"SELECT {self.job_columns()} FROM Job WHERE JobId > %s "
+                f"ORDER BY JobId LIMIT {BATCH}",
+                [self.watermark],
+            )
+            expected = self.watermark + 1
+            for row in rows:
+                job_id = _int(row[0])
+                for missing in range(expected, min(job_id, expected + GAP_MAX)):
+                    if len(self.gaps) < GAP_MAX:
+                        self.gaps[missing] = now
+                expected = job_id + 1
+                self.watermark = max(self.watermark, job_id)
+            new += self._records(rows, state)
+            if len(rows) < BATCH:
+                break
+        for job_id in vanished:
+            # A running job whose row was deleted (bconsole `delete`): forget it.
+            state.active.pop(job_id, None)
+            state.generation += 1
+        return state.apply(changed + new)
+
+    def catalog_replaced(self, session: Session) -> bool:
+        """Tell whether the catalog now holds fewer jobs than we read (restored or recreated)."""
+        top = _int(session.query("SELECT MAX(JobId) FROM Job")[0][0])
+        return top < self.watermark
+
+
+def _latest_ids(aggregates: Sequence[Aggregate], state: CatalogState) -> set[int]:
+    """Pick the JobIds of the last finished run and the last success of every backup key."""
+    last: dict[tuple[int, str, str], int] = {}
+    good: dict[tuple[int, str, str], int] = {}
+    for agg in aggregates:
+        if agg.type != "B":
+            continue
+        cls = classify(agg.status, 1 if agg.errors else 0)
+        if cls is None or cls in ACTIVE:
+            continue
+        key = (agg.client_id, agg.name, agg.level)
+        last[key] = max(last.get(key, 0), agg.max_job_id)
+        if is_success(cls, state.warning_is_success):
+            good[key] = max(good.get(key, 0), agg.max_job_id)
+    return set(last.values()) | set(good.values())

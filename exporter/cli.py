@@ -1,0 +1,104 @@
+"""Command line: serve, check-config, demo."""
+
+import argparse
+import logging
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from exporter import __version__
+from exporter.config import Config, ConfigError, load_config, parse_config
+
+
+def _serve(config: Config) -> int:
+    """Run the HTTP server and the pollers until interrupted."""
+    import uvicorn  # imported here so check-config stays fast
+
+    from exporter.app import create_app
+    from exporter.service import Exporter
+
+    logging.basicConfig(
+        level=config.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    exporter = Exporter(config)
+    exporter.start()
+    logging.getLogger("exporter").info(
+        "bacula-exporter %s listening on %s, %d catalog(s)",
+        __version__, config.listen, len(config.catalogs),
+    )
+    try:
+        uvicorn.run(
+            create_app(exporter), host=config.host, port=config.port,
+            log_level=config.log_level, access_log=False,
+        )
+    finally:
+        exporter.stop()
+    return 0
+
+
+def _check(path: str) -> int:
+    """Validate a config file; print every problem with its key path."""
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"{exc.source}: {problem}", file=sys.stderr)
+        return 1
+    print(f"{path}: OK ({len(config.catalogs)} catalog(s))")
+    return 0
+
+
+def _demo(listen: str, db: str | None) -> int:
+    """Write a demo catalog and serve it."""
+    from exporter.demo import DEMO_ZONE, write_demo_catalog
+
+    path = Path(db) if db else Path(tempfile.gettempdir()) / "bacula-exporter-demo.db"
+    write_demo_catalog(path)
+    print(f"demo catalog written to {path}; metrics at http://{listen}/metrics", flush=True)
+    config = parse_config({
+        "listen": listen,
+        "poll_interval": "10s",
+        "catalogs": [{"name": "demo", "url": f"sqlite:///{path.resolve()}", "timezone": DEMO_ZONE}],
+    }, "demo")
+    return _serve(config)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `bacula-exporter` command."""
+    parser = argparse.ArgumentParser(
+        prog="bacula-exporter", description="Prometheus exporter for Bacula and Bareos catalogs."
+    )
+    parser.add_argument("--version", action="version", version=f"bacula-exporter {__version__}")
+    parser.add_argument("--config", help="serve with this YAML configuration file")
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", help="serve /metrics (the default with --config)")
+    serve.add_argument("--config", dest="serve_config", required=True)
+    check = sub.add_parser("check-config", help="validate a configuration file and exit")
+    check.add_argument("file")
+    demo = sub.add_parser("demo", help="serve a generated demo catalog")
+    demo.add_argument("--listen", default="127.0.0.1:9625")
+    demo.add_argument("--db", help="where to write the demo SQLite catalog")
+    args = parser.parse_args(argv)
+
+    if args.command == "check-config":
+        return _check(args.file)
+    if args.command == "demo":
+        return _demo(args.listen, args.db)
+    path = getattr(args, "serve_config", None) or args.config
+    if not path:
+        parser.print_usage(sys.stderr)
+        print("bacula-exporter: give --config FILE, or try `bacula-exporter demo`", file=sys.stderr)
+        return 2
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"{exc.source}: {problem}", file=sys.stderr)
+        return 1
+    return _serve(config)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,241 @@
+"""The YAML configuration: strict pydantic models, secrets from files or environment."""
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+
+
+def parse_duration(value: object) -> float:
+    """Return seconds for '90s', '1h30m', '7d', '500ms' or a plain number of seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 5m, 26h or 7d")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and value.strip():
+        text = value.strip()
+        if re.fullmatch(r"\d+(\.\d+)?", text):
+            seconds = float(text)
+        else:
+            parts = _DURATION.findall(text)
+            if "".join(n + u for n, u in parts) != text:
+                raise ValueError(f"{value!r} is not a duration such as 30s, 5m, 26h or 7d")
+            seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+    else:
+        raise ValueError("expected a duration such as 30s, 5m, 26h or 7d")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+
+
+class Secret:
+    """A secret value that never shows itself in logs, reprs or error messages."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get(self) -> str:
+        """Return the secret itself, for the one place that needs it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "<secret>"
+
+    __str__ = __repr__
+
+
+class Strict(BaseModel):
+    """Base for every config section: unknown keys are errors, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _read_secret_file(path: Path) -> str:
+    """Read a secret file, dropping one trailing newline as editors and `echo` add it."""
+    return path.read_text(encoding="utf-8").removesuffix("\n")
+
+
+class CatalogConfig(Strict):
+    """One Bacula or Bareos catalog database."""
+
+    name: Name
+    url: str
+    password_file: Path | None = None
+    password_env: str | None = None
+    timezone: str
+    statement_timeout: Duration = 10.0
+    connect_timeout: Duration = 5.0
+    refresh_interval: Duration = 300.0  # full re-read of clients, pools and volumes
+    warning_is_success: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("sqlite", "postgresql", "postgres", "mysql", "mariadb"):
+            raise ValueError("scheme must be sqlite, postgresql or mysql")
+        if parts.password:
+            raise ValueError("put the password in password_file or password_env, not in the url")
+        if parts.scheme == "sqlite" and len(parts.path) < 2:
+            raise ValueError("a sqlite url needs a file path: sqlite:////abs/path/bacula.db")
+        if parts.scheme != "sqlite" and not (parts.hostname and parts.path.strip("/")):
+            raise ValueError("the url needs a host and a database name")
+        return url
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_zone(cls, zone: str) -> str:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {zone!r}; use an IANA name such as Europe/Berlin"
+            ) from None
+        return zone
+
+    @field_validator("password_file")
+    @classmethod
+    def _check_file(cls, path: Path | None) -> Path | None:
+        if path is not None and not os.access(path, os.R_OK):
+            raise ValueError(f"cannot read {path}")
+        return path
+
+    @field_validator("password_env")
+    @classmethod
+    def _check_env(cls, name: str | None) -> str | None:
+        if name is not None and name not in os.environ:
+            raise ValueError(f"environment variable {name} is not set")
+        return name
+
+    @model_validator(mode="after")
+    def _one_password_source(self) -> "CatalogConfig":
+        if self.password_file and self.password_env:
+            raise ValueError("give password_file or password_env, not both")
+        return self
+
+    @property
+    def engine(self) -> Literal["sqlite", "postgresql", "mysql"]:
+        """Return the engine family of the url."""
+        scheme = urlsplit(self.url).scheme
+        if scheme == "sqlite":
+            return "sqlite"
+        return "postgresql" if scheme.startswith("postgres") else "mysql"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """Return the Director's time zone."""
+        return ZoneInfo(self.timezone)
+
+    def sqlite_path(self) -> str:
+        """Return the file of a sqlite url (sqlite:////abs/file.db or sqlite:///relative.db)."""
+        return unquote(urlsplit(self.url).path[1:])
+
+    def password(self) -> Secret | None:
+        """Read the password now, so a rotated secret file is picked up on reconnect."""
+        if self.password_file is not None:
+            return Secret(_read_secret_file(self.password_file))
+        if self.password_env is not None:
+            return Secret(os.environ.get(self.password_env, ""))
+        return None
+
+
+class Config(Strict):
+    """The whole configuration file."""
+
+    listen: str = "127.0.0.1:9625"
+    poll_interval: Duration = 30.0
+    scrape_min_interval: Duration = 5.0  # a scrape polls first when the last poll is older
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    catalogs: list[CatalogConfig] = Field(min_length=1)
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, listen: str) -> str:
+        host, sep, port = listen.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("listen must be host:port, e.g. 127.0.0.1:9625")
+        return listen
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "Config":
+        seen: set[str] = set()
+        for catalog in self.catalogs:
+            if catalog.name in seen:
+                raise ValueError(f"catalog name {catalog.name!r} is used twice")
+            seen.add(catalog.name)
+        return self
+
+    @property
+    def host(self) -> str:
+        """Return the address to listen on."""
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        """Return the port to listen on."""
+        return int(self.listen.rpartition(":")[2])
+
+
+class ConfigError(Exception):
+    """A configuration file that cannot be used; `problems` holds one line per problem."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        super().__init__(f"{source}: " + "; ".join(problems))
+        self.source = source
+        self.problems = problems
+
+
+def _problems(error: ValidationError) -> Iterator[str]:
+    """Turn pydantic errors into 'key.path: message' lines that never echo the input value."""
+    for err in error.errors(include_input=False, include_url=False):
+        path = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        message = err["msg"].removeprefix("Value error, ")
+        yield f"{path}: {message}"
+
+
+def parse_config(data: Any, source: str = "config") -> Config:
+    """Validate already-parsed YAML data."""
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["(top level): expected a mapping of keys"])
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, list(_problems(exc))) from None
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a YAML configuration file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), [f"cannot read the file: {exc.strerror}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
+        raise ConfigError(str(path), [f"{where}: {getattr(exc, 'problem', exc)}"]) from None
+    return parse_config(data, str(path))

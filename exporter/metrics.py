@@ -1,0 +1,207 @@
+"""Prometheus exposition of catalog states: pure rendering, cached between state changes."""
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from prometheus_client import REGISTRY, generate_latest
+
+from exporter import __version__
+from exporter.state import CatalogState
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@dataclass(frozen=True)
+class Family:
+    """A metric family: its name, type and help text."""
+
+    name: str
+    type: str
+    help: str
+
+    def header(self) -> str:
+        """Return the # HELP and # TYPE lines."""
+        return f"# HELP {self.name} {self.help}\n# TYPE {self.name} {self.type}\n"
+
+
+def _families(*specs: tuple[str, str, str]) -> dict[str, Family]:
+    """Index family specs by name, keeping their order."""
+    return {name: Family(name, kind, text) for name, kind, text in specs}
+
+
+# Rendered from the catalog state, once per change of that state.
+STATE_FAMILIES = _families(
+    ("bacula_job_last_success_timestamp_seconds", "gauge",
+     "End of the last successful backup of this job at this level (JobTDate)."),
+    ("bacula_job_last_success_bytes", "gauge", "Bytes written by the last successful backup."),
+    ("bacula_job_last_success_files", "gauge", "Files written by the last successful backup."),
+    ("bacula_job_last_success_duration_seconds", "gauge",
+     "Run time of the last successful backup."),
+    ("bacula_job_last_run_timestamp_seconds", "gauge",
+     "End of the last finished backup run, whatever its outcome."),
+    ("bacula_job_last_run_status", "gauge",
+     "1 for the status class of the last finished backup run."),
+    ("bacula_job_runs_total", "counter", "Finished backup runs seen in the catalog."),
+    ("bacula_job_failures_total", "counter",
+     "Finished backup runs that failed (error, canceled)."),
+    ("bacula_job_running", "gauge", "1 while a backup of this job and level runs or waits."),
+    ("bacula_job_running_start_timestamp_seconds", "gauge",
+     "Start (or schedule) time of the oldest running backup of this job and level."),
+    ("bacula_job_last_copy_timestamp_seconds", "gauge",
+     "Source time (JobTDate) of the newest backup of this job that has a successful copy."),
+    ("bacula_client_info", "gauge", "1 for every Client row of the catalog."),
+    ("bacula_restore_runs_total", "counter", "Finished restore jobs by client and status class."),
+    ("bacula_pool_volumes", "gauge", "Volumes of a pool by volume status."),
+    ("bacula_pool_bytes", "gauge", "Bytes on the volumes of a pool."),
+    ("bacula_pool_max_volumes", "gauge", "MaxVols of a pool (0 = no limit)."),
+    ("bacula_catalog_skipped_rows_total", "counter",
+     "Catalog rows skipped or repaired because they were unusable, by reason."),
+)
+
+# Rendered on every scrape: small, and they change with every poll.
+HEALTH_FAMILIES = _families(
+    ("bacula_catalog_up", "gauge", "1 when the last poll of the catalog succeeded."),
+    ("bacula_catalog_info", "gauge", "Engine, schema version and product of the catalog."),
+    ("bacula_catalog_poll_duration_seconds", "gauge", "Duration of the last poll."),
+    ("bacula_catalog_last_poll_success_timestamp_seconds", "gauge",
+     "Time of the last successful poll."),
+    ("bacula_catalog_polls_total", "counter", "Polls of the catalog by result."),
+    ("bacula_exporter_build_info", "gauge", "Version of bacula-exporter."),
+)
+
+Lines = dict[str, list[str]]
+
+
+def escape(value: str) -> str:
+    """Escape a label value for the text format."""
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def number(value: float) -> str:
+    """Format a sample value the shortest exact way."""
+    exact = isinstance(value, int) or (math.isfinite(value) and value.is_integer())
+    if exact and abs(value) < 2**53:
+        return str(int(value))
+    return repr(float(value))
+
+
+def labels(**pairs: str) -> str:
+    """Return a label set such as catalog="main",client="c1"."""
+    return ",".join(f'{k}="{escape(v)}"' for k, v in pairs.items())
+
+
+def render_state(catalog: str, state: CatalogState) -> Lines:
+    """Render the sample lines of one catalog's state, by family name."""
+    out: Lines = {name: [] for name in STATE_FAMILIES}
+    cat = f'catalog="{escape(catalog)}"'
+    for (client, job, level), s in sorted(state.series.items()):
+        key = f'{cat},client="{escape(client)}",job="{escape(job)}",level="{level}"'
+        if s.last_success is not None:
+            ok = s.last_success
+            out["bacula_job_last_success_timestamp_seconds"].append(f"{{{key}}} {number(ok.time)}")
+            out["bacula_job_last_success_bytes"].append(f"{{{key}}} {ok.bytes}")
+            out["bacula_job_last_success_files"].append(f"{{{key}}} {ok.files}")
+            out["bacula_job_last_success_duration_seconds"].append(
+                f"{{{key}}} {number(ok.duration)}"
+            )
+        if s.last_run is not None:
+            run = s.last_run
+            out["bacula_job_last_run_timestamp_seconds"].append(f"{{{key}}} {number(run.time)}")
+            out["bacula_job_last_run_status"].append(f'{{{key},status="{run.status.value}"}} 1')
+        if s.runs:
+            out["bacula_job_runs_total"].append(f"{{{key}}} {s.runs}")
+            out["bacula_job_failures_total"].append(f"{{{key}}} {s.failures}")
+        if s.last_copy is not None:
+            out["bacula_job_last_copy_timestamp_seconds"].append(
+                f"{{{key}}} {number(s.last_copy)}"
+            )
+    for (client, job, level), start in sorted(state.running().items()):
+        key = f'{cat},client="{escape(client)}",job="{escape(job)}",level="{level}"'
+        out["bacula_job_running"].append(f"{{{key}}} 1")
+        out["bacula_job_running_start_timestamp_seconds"].append(f"{{{key}}} {number(start)}")
+    for info in sorted(state.clients.values(), key=lambda c: c.name):
+        out["bacula_client_info"].append(
+            f'{{{cat},client="{escape(info.name)}",uname="{escape(info.uname)}"}} 1'
+        )
+    for (client, status), count in sorted(state.restores.items()):
+        out["bacula_restore_runs_total"].append(
+            f'{{{cat},client="{escape(client)}",status="{status}"}} {count}'
+        )
+    for name, pool in sorted(state.pools.items()):
+        pool_key = f'{cat},pool="{escape(name)}"'
+        for status, count in sorted(pool.volumes.items()):
+            out["bacula_pool_volumes"].append(f'{{{pool_key},status="{escape(status)}"}} {count}')
+        out["bacula_pool_bytes"].append(f"{{{pool_key}}} {pool.bytes}")
+        out["bacula_pool_max_volumes"].append(f"{{{pool_key}}} {pool.max_volumes}")
+    for reason, count in sorted(state.skipped.items()):
+        out["bacula_catalog_skipped_rows_total"].append(f'{{{cat},reason="{reason}"}} {count}')
+    return out
+
+
+@dataclass(frozen=True)
+class Health:
+    """What the health families need to know of one catalog."""
+
+    catalog: str
+    up: bool
+    engine: str
+    schema_version: int
+    product: str
+    poll_duration: float
+    last_success: float | None
+    polls: Mapping[str, int]
+
+
+def render_health(health: Iterable[Health]) -> Lines:
+    """Render the per-scrape health families."""
+    out: Lines = {name: [] for name in HEALTH_FAMILIES}
+    for h in health:
+        cat = f'catalog="{escape(h.catalog)}"'
+        out["bacula_catalog_up"].append(f"{{{cat}}} {int(h.up)}")
+        if h.engine:
+            info = labels(engine=h.engine, schema_version=str(h.schema_version), product=h.product)
+            out["bacula_catalog_info"].append(f"{{{cat},{info}}} 1")
+        out["bacula_catalog_poll_duration_seconds"].append(f"{{{cat}}} {number(h.poll_duration)}")
+        if h.last_success is not None:
+            out["bacula_catalog_last_poll_success_timestamp_seconds"].append(
+                f"{{{cat}}} {number(h.last_success)}"
+            )
+        for result in ("success", "failure"):
+            out["bacula_catalog_polls_total"].append(
+                f'{{{cat},result="{result}"}} {h.polls.get(result, 0)}'
+            )
+    out["bacula_exporter_build_info"].append(f'{{version="{escape(__version__)}"}} 1')
+    return out
+
+
+def assemble(families: Mapping[str, Family], parts: Sequence[Lines]) -> str:
+    """Join the lines of several catalogs family by family, as the text format requires."""
+    chunks: list[str] = []
+    for name, family in families.items():
+        lines = [line for part in parts for line in part.get(name, ())]
+        if not lines:
+            continue
+        chunks.append(family.header())
+        chunks.append("".join(f"{name}{line}\n" for line in lines))
+    return "".join(chunks)
+
+
+class Exposition:
+    """Builds /metrics: the state block is cached until a catalog's rendering changes."""
+
+    def __init__(self) -> None:
+        self._states: tuple[Lines, ...] = ()
+        self._block = b""
+
+    def render(self, states: Sequence[Lines], health: Iterable[Health]) -> bytes:
+        """Return the whole exposition; `states` are the per-catalog renderings."""
+        # Renderings are replaced, never mutated, so identity tells whether anything changed.
+        same = len(states) == len(self._states) and all(
+            a is b for a, b in zip(states, self._states, strict=True)
+        )
+        if not same:
+            self._block = assemble(STATE_FAMILIES, states).encode()
+            self._states = tuple(states)
+        tail = assemble(HEALTH_FAMILIES, [render_health(health)]).encode()
+        return self._block + tail + generate_latest(REGISTRY)

@@ -1,0 +1,159 @@
+"""One poller per catalog: connects, reads, backs off on failure; single-flight polls."""
+
+import logging
+import sqlite3
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import psycopg
+import pymysql
+
+from exporter.catalog.engines import CatalogError, Session, connect, scrub
+from exporter.catalog.reader import CatalogInfo, Reader, detect
+from exporter.config import CatalogConfig
+from exporter.metrics import Health, Lines, render_state
+from exporter.state import CatalogState, JobRecord
+
+log = logging.getLogger(__name__)
+
+BACKOFF_MIN, BACKOFF_MAX = 1.0, 60.0
+DB_ERRORS = (psycopg.Error, pymysql.Error, sqlite3.Error, OSError, CatalogError)
+
+Listener = Callable[[str, list[JobRecord]], None]
+
+
+class CatalogPoller:
+    """Keeps one catalog's state current; failures become metrics and backoff, never crashes."""
+
+    def __init__(self, cfg: CatalogConfig, listener: Listener | None = None) -> None:
+        self.cfg = cfg
+        self.state = CatalogState(warning_is_success=cfg.warning_is_success)
+        self.reader = Reader(cfg.zone)
+        self.listener = listener
+        self.up = False
+        self.error = ""
+        self.last_success: float | None = None  # Unix time of the last good poll
+        self.last_duration = 0.0
+        self.polls: Counter[str] = Counter()
+        self.attempted = threading.Event()  # set after the first poll, good or bad
+        self.rendered: Lines = {}
+        self._rendered_generation = -1
+        self._session: Session | None = None
+        self._lock = threading.Lock()
+        self._last_attempt = float("-inf")
+        self._completed = 0  # polls finished, so waiters can tell one ran while they waited
+        self._backoff = 0.0
+
+    @property
+    def info(self) -> CatalogInfo | None:
+        """Return what version detection found, once it ran."""
+        return self.reader.info
+
+    def maybe_poll(self, min_age: float, wait: float) -> None:
+        """Poll unless one ran less than min_age ago; a concurrent caller waits for that one."""
+        if not self._due(min_age):
+            return
+        seen = self._completed
+        if not self._lock.acquire(timeout=wait):
+            return  # a slow poll is under way: serve what we have rather than hang the scrape
+        try:
+            # A poll that ran while we waited for the lock serves this caller too.
+            if self._completed == seen and self._due(min_age):
+                self._poll()
+        finally:
+            self._lock.release()
+
+    def _due(self, min_age: float) -> bool:
+        """Tell whether a poll may run now (respecting the backoff after failures)."""
+        return time.monotonic() - self._last_attempt >= max(min_age, self._backoff)
+
+    def _poll(self) -> None:
+        """Run one poll: connect if needed, cold start or incremental read, record the outcome."""
+        started = time.monotonic()
+        self._last_attempt = started
+        try:
+            finished = self._read()
+        except DB_ERRORS as exc:
+            message = str(exc) if isinstance(exc, CatalogError) else scrub(exc, self.cfg)
+            self._fail(message)
+        except Exception as exc:
+            # A bug or a row shape we did not foresee: keep serving, say so, retry later.
+            log.exception("catalog %s: poll failed unexpectedly", self.cfg.name)
+            self._fail(f"internal error: {type(exc).__name__}")
+        else:
+            self.up, self.error = True, ""
+            self.last_success = time.time()
+            self._backoff = 0.0
+            self.polls["success"] += 1
+            if finished and self.listener:
+                self.listener(self.cfg.name, finished)
+        finally:
+            self.last_duration = time.monotonic() - started
+            if self.state.generation != self._rendered_generation:
+                # Render here, under the poll lock, so a scrape never sees a half-updated state.
+                self.rendered = render_state(self.cfg.name, self.state)
+                self._rendered_generation = self.state.generation
+            self._completed += 1
+            self.attempted.set()
+
+    def _read(self) -> list[JobRecord]:
+        """Read inside one read-only transaction; the first read after connecting is a check."""
+        fresh = self._session is None
+        if self._session is None:
+            self._session = connect(self.cfg)
+        session = self._session
+        session.begin()
+        try:
+            if fresh:
+                info = detect(session)
+                if self.reader.info and (
+                    info != self.reader.info or self.reader.catalog_replaced(session)
+                ):
+                    log.warning("catalog %s changed under us; reading it anew", self.cfg.name)
+                    self.reader.info = None
+                if self.reader.info is None:
+                    self.state = CatalogState(warning_is_success=self.cfg.warning_is_success)
+                    self._rendered_generation = -1
+                    self.reader = Reader(self.cfg.zone, info=info)
+                    self.reader.cold_start(session, self.state)
+                    log.info(
+                        "catalog %s: %s %s schema %d, %d jobs tracked", self.cfg.name,
+                        info.product, info.engine, info.version, len(self.state.series),
+                    )
+                    return []
+            return self.reader.poll(session, self.state, self.cfg.refresh_interval)
+        finally:
+            session.end()
+
+    def _fail(self, message: str) -> None:
+        """Mark the catalog down, drop the connection and back off exponentially."""
+        if self.up or self.polls["failure"] == 0:
+            log.error("catalog %s is unreachable: %s", self.cfg.name, message)
+        self.up, self.error = False, message
+        self.polls["failure"] += 1
+        self._backoff = min(BACKOFF_MAX, max(BACKOFF_MIN, self._backoff * 2))
+        if self._session is not None:
+            try:
+                self._session.close()
+            except Exception:  # the connection is already broken: closing is best effort
+                log.debug("closing a broken session failed", exc_info=True)
+            self._session = None
+
+    def health(self) -> Health:
+        """Return the figures of the health metrics."""
+        info = self.reader.info
+        return Health(
+            catalog=self.cfg.name, up=self.up, engine=info.engine if info else "",
+            schema_version=info.version if info else 0, product=info.product if info else "",
+            poll_duration=self.last_duration, last_success=self.last_success,
+            polls=dict(self.polls),
+        )
+
+    def close(self) -> None:
+        """Close the connection (at shutdown)."""
+        with self._lock:
+            if self._session is not None:
+                self._session.close()
+                self._session = None

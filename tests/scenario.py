@@ -1,0 +1,128 @@
+"""One catalog scenario, written to every engine and version, with what the exporter must say."""
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from exporter.catalog.builder import CatalogBuilder
+
+ZONE = "America/New_York"  # not UTC, and with DST, so conversions are really exercised
+T0 = datetime(2026, 3, 1, tzinfo=UTC).timestamp()
+H, D = 3600, 86400
+# A differential that runs across the spring-forward gap: 01:30 EST -> 03:30 EDT is one hour.
+DST_START = datetime(2026, 3, 8, 6, 30, tzinfo=UTC).timestamp()
+
+
+def build() -> CatalogBuilder:
+    """Write the scenario: see the comments for what each row tests."""
+    b = CatalogBuilder(ZoneInfo(ZONE))
+    b.pool("Full", max_vols=10)
+    b.pool("Offsite", "Copy")
+    b.pool("Empty")
+    for name in ("alpha-fd", "beta-fd", "gamma-fd", "delta-fd", "eps-fd", "zeta-fd"):
+        b.client(name, uname=f"9.6.7 {name}")
+    b.job("BackupAlpha", "alpha-fd", T0 + H, T0 + H + 600, bytes_=1000, files=10, job_id=1)
+    b.job("BackupAlpha", "alpha-fd", T0 + D + H, T0 + D + H + 60, level="I", bytes_=100,
+          files=2, job_id=2)
+    # T with JobErrors > 0: "OK -- with warnings", still the last success.
+    b.job("BackupAlpha", "alpha-fd", T0 + 2 * D + H, T0 + 2 * D + H + 120, level="I", errors=2,
+          bytes_=150, files=3, job_id=3)
+    b.job("BackupAlpha", "alpha-fd", DST_START, DST_START + H, level="D", bytes_=500, files=5,
+          job_id=4)
+    b.job("BackupBeta", "beta-fd", T0 + 3 * H, T0 + 3 * H + 300, bytes_=2000, files=20, job_id=5)
+    # A failure and a cancel after the success: neither hides it.
+    b.job("BackupBeta", "beta-fd", T0 + D + 3 * H, T0 + D + 3 * H + 30, status="E", job_id=6)
+    b.job("BackupBeta", "beta-fd", T0 + 2 * D + 3 * H, T0 + 2 * D + 3 * H + 5, status="A",
+          job_id=7)
+    b.job("BackupGamma", "gamma-fd", T0 + 3 * H, T0 + 3 * H + 10, status="f", job_id=8)
+    b.log(8, T0 + 3 * H + 10, "gamma-fd JobId 8: Fatal error: Unable to connect to Client")
+    b.job("CopyOffsite", "", T0 + 4 * H, T0 + 4 * H + 60, type_="c", pool="Offsite", job_id=9)
+    # The copy of job 1 carries job 1's times and JobTDate; it is no backup success itself.
+    b.job("BackupAlpha", "alpha-fd", T0 + H, T0 + H + 600, type_="C", bytes_=1000, files=10,
+          pool="Offsite", prior_job_id=1, job_id=10)
+    b.job("RestoreFiles", "alpha-fd", T0 + 5 * H, T0 + 5 * H + 60, type_="R", files=3, job_id=11)
+    b.job("RestoreFiles", "beta-fd", T0 + 6 * H, T0 + 6 * H + 60, type_="R", status="f",
+          job_id=12)
+    b.job("VerifyAlpha", "alpha-fd", T0 + 7 * H, T0 + 7 * H + 60, type_="V", level="C",
+          status="D", job_id=13)
+    b.job("BackupDelta", "delta-fd", T0 + 5 * D, None, status="R", job_id=14)  # running
+    b.job("BackupDelta", "delta-fd", T0 + 5 * D + 60, None, level="I", status="C", job_id=15)
+    b.rows["Job"][-1].update(StartTime=None)  # created, waiting: only SchedTime is set
+    b.job("CatalogBackup", "", T0 + 8 * H, T0 + 8 * H + 5, type_="D", level=" ", job_id=16)
+    b.job("BackupAlpha", "alpha-fd", T0 + 9 * H, T0 + 9 * H + 5, status="X", job_id=17)
+    b.job("BackupEps", "eps-fd", T0 + 3 * D, T0 + 3 * D + 30, level="I", status="W", job_id=18)
+    b.job("BackupEps", "eps-fd", T0 + 4 * D, T0 + 4 * D + 40, level="f", job_id=19)
+    b.volume("Full-0001", "Full", "Full", 5000, T0)
+    b.volume("Full-0002", "Full", "Full", 3000, T0)
+    b.volume("Full-0003", "Full", "Append", 1000, T0)
+    b.volume("Offsite-0001", "Offsite", "Append", 700, T0)
+    return b
+
+
+def key(client: str, job: str, level: str, catalog: str) -> dict[str, str]:
+    """Return a label set."""
+    return {"catalog": catalog, "client": client, "job": job, "level": level}
+
+
+def expected(catalog: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Samples the exporter must serve for the scenario (name, labels) -> value."""
+    out: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+
+    def put(name: str, value: float, **labels: str) -> None:
+        out[(name, frozenset({"catalog": catalog, **labels}.items()))] = value
+
+    def success(client: str, job: str, level: str, end: float, nbytes: int, files: int,
+                duration: float) -> None:
+        labels = {"client": client, "job": job, "level": level}
+        put("bacula_job_last_success_timestamp_seconds", int(end), **labels)
+        put("bacula_job_last_success_bytes", nbytes, **labels)
+        put("bacula_job_last_success_files", files, **labels)
+        put("bacula_job_last_success_duration_seconds", duration, **labels)
+
+    def last(client: str, job: str, level: str, end: float, status: str, runs: int,
+             failures: int) -> None:
+        labels = {"client": client, "job": job, "level": level}
+        put("bacula_job_last_run_timestamp_seconds", int(end), **labels)
+        put("bacula_job_last_run_status", 1, status=status, **labels)
+        put("bacula_job_runs_total", runs, **labels)
+        put("bacula_job_failures_total", failures, **labels)
+
+    a, b_ = ("alpha-fd", "BackupAlpha"), ("beta-fd", "BackupBeta")
+    success(*a, "full", T0 + H + 600, 1000, 10, 600)
+    last(*a, "full", T0 + H + 600, "ok", 1, 0)
+    put("bacula_job_last_copy_timestamp_seconds", int(T0 + H + 600), client=a[0], job=a[1],
+        level="full")
+    success(*a, "incremental", T0 + 2 * D + H + 120, 150, 3, 120)
+    last(*a, "incremental", T0 + 2 * D + H + 120, "warning", 2, 0)
+    success(*a, "differential", DST_START + H, 500, 5, 3600)
+    last(*a, "differential", DST_START + H, "ok", 1, 0)
+    success(*b_, "full", T0 + 3 * H + 300, 2000, 20, 300)
+    last(*b_, "full", T0 + 2 * D + 3 * H + 5, "canceled", 3, 2)
+    last("gamma-fd", "BackupGamma", "full", T0 + 3 * H + 10, "error", 1, 1)
+    success("eps-fd", "BackupEps", "incremental", T0 + 3 * D + 30, 0, 0, 30)
+    last("eps-fd", "BackupEps", "incremental", T0 + 3 * D + 30, "warning", 1, 0)
+    success("eps-fd", "BackupEps", "full", T0 + 4 * D + 40, 0, 0, 40)
+    last("eps-fd", "BackupEps", "full", T0 + 4 * D + 40, "ok", 1, 0)
+    put("bacula_job_running", 1, client="delta-fd", job="BackupDelta", level="full")
+    put("bacula_job_running_start_timestamp_seconds", T0 + 5 * D, client="delta-fd",
+        job="BackupDelta", level="full")
+    put("bacula_job_running", 1, client="delta-fd", job="BackupDelta", level="incremental")
+    put("bacula_job_running_start_timestamp_seconds", T0 + 5 * D + 60, client="delta-fd",
+        job="BackupDelta", level="incremental")
+    for name in ("alpha-fd", "beta-fd", "gamma-fd", "delta-fd", "eps-fd", "zeta-fd"):
+        put("bacula_client_info", 1, client=name, uname=f"9.6.7 {name}")
+    put("bacula_restore_runs_total", 1, client="alpha-fd", status="ok")
+    put("bacula_restore_runs_total", 1, client="beta-fd", status="error")
+    put("bacula_pool_volumes", 2, pool="Full", status="full")
+    put("bacula_pool_volumes", 1, pool="Full", status="append")
+    put("bacula_pool_volumes", 1, pool="Offsite", status="append")
+    put("bacula_pool_bytes", 9000, pool="Full")
+    put("bacula_pool_bytes", 700, pool="Offsite")
+    put("bacula_pool_bytes", 0, pool="Empty")
+    put("bacula_pool_max_volumes", 10, pool="Full")
+    put("bacula_pool_max_volumes", 0, pool="Offsite")
+    put("bacula_pool_max_volumes", 0, pool="Empty")
+    put("bacula_catalog_skipped_rows_total", 1, reason="unknown_status")
+    return out
+
+
+STATE_METRICS = {name for name, _ in expected("x")}

@@ -1,0 +1,335 @@
+"""The same scenario on every engine and catalog version, read by the real reader."""
+
+import time
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pymysql
+import pytest
+from pymysql.constants import CLIENT
+
+from exporter.catalog.ddl import column_names
+from exporter.catalog.engines import connect
+from exporter.metrics import Exposition
+from exporter.poller import CatalogPoller
+from exporter.state import JobRecord
+from tests import scenario
+from tests.conftest import MY, PG, Catalog
+from tests.promtext import samples, value
+
+pytestmark = pytest.mark.integration
+
+ENGINES = ("sqlite", "postgresql", "mysql")
+CASES = [(e, v) for e in ENGINES for v in (16, 1022, 1024, 1026)] + [
+    ("postgresql", 2210), ("postgresql", 2250),
+]
+TABLES = ("Version", "Status", "Client", "Pool", "Media", "Job", "JobMedia", "Log")
+
+
+class Recorder:
+    """Collects the finished jobs a poller reports."""
+
+    def __init__(self) -> None:
+        self.jobs: list[int] = []
+
+    def __call__(self, catalog: str, records: list[JobRecord]) -> None:
+        self.jobs += [r.job_id for r in records]
+
+
+def poll(poller: CatalogPoller) -> dict[Any, float]:
+    """Poll once (now) and return the state samples of the exposition."""
+    poller.maybe_poll(0, wait=30)
+    assert poller.up, poller.error
+    return scrape(poller)
+
+
+def scrape(poller: CatalogPoller) -> dict[Any, float]:
+    """Render the poller's state and parse it back."""
+    body = Exposition().render([poller.rendered], [poller.health()])
+    return samples(body)
+
+
+def state_only(found: dict[Any, float]) -> dict[Any, float]:
+    """Keep the samples the scenario speaks about."""
+    return {k: v for k, v in found.items() if k[0] in scenario.STATE_METRICS}
+
+
+def write_scenario(cat: Catalog, version: int | None) -> None:
+    """Write the scenario (and the tables, when a version is given)."""
+    with closing(cat.cursor()) as cur:
+        scenario.build().write(cur, cat.engine, version)
+    cat.conn.commit()
+
+
+@pytest.mark.parametrize(("engine", "version"), CASES)
+def test_scenario_cold_start_then_incremental(make_catalog: Any, engine: str, version: int) -> None:
+    """Cold start gives the expected series; later rows and status changes arrive by polling."""
+    cat = make_catalog(engine, scenario.ZONE)
+    write_scenario(cat, version)
+    recorder = Recorder()
+    poller = CatalogPoller(cat.config(), recorder)
+    found = poll(poller)
+    assert state_only(found) == scenario.expected(cat.config().name)
+    product = "bareos" if version > 2000 else "bacula"
+    assert value(found, "bacula_catalog_info", catalog=cat.config().name, engine=engine,
+                 schema_version=str(version), product=product) == 1
+    assert value(found, "bacula_catalog_up", catalog=cat.config().name) == 1
+    assert recorder.jobs == []  # jobs finished before the first poll are not news
+
+    end14 = int(scenario.T0 + 5 * scenario.D + 3600)
+    wall = scenario.build().rows["Job"][0]["EndTime"]  # any well-formed wall-clock value
+    cat.execute(
+        "UPDATE Job SET JobStatus = 'T', EndTime = %s, RealEndTime = %s, JobTDate = %s, "
+        "JobBytes = 42 WHERE JobId = 14", (wall, wall, end14),
+    )
+    more = scenario.build()
+    more.rows = {t: [] for t in more.rows}
+    more.job("BackupGamma", "gamma-fd", scenario.T0 + 6 * scenario.D,
+             scenario.T0 + 6 * scenario.D + 100, bytes_=10, job_id=20)
+    more.job("BackupAlpha", "alpha-fd", scenario.T0 + 7 * scenario.D,
+             scenario.T0 + 7 * scenario.D + 50, level="I", job_id=22)
+    with closing(cat.cursor()) as cur:
+        more.write(cur, engine)
+    cat.conn.commit()
+
+    found = poll(poller)
+    name = cat.config().name
+    gamma = {"catalog": name, "client": "gamma-fd", "job": "BackupGamma", "level": "full"}
+    assert value(found, "bacula_job_last_success_timestamp_seconds", **gamma) == int(
+        scenario.T0 + 6 * scenario.D + 100
+    )
+    assert value(found, "bacula_job_runs_total", **gamma) == 2
+    assert value(found, "bacula_job_failures_total", **gamma) == 1
+    delta = {"catalog": name, "client": "delta-fd", "job": "BackupDelta", "level": "full"}
+    assert value(found, "bacula_job_running", **delta) is None
+    assert value(found, "bacula_job_last_success_timestamp_seconds", **delta) == end14
+    assert value(found, "bacula_job_last_success_bytes", **delta) == 42
+    assert value(found, "bacula_job_running", **{**delta, "level": "incremental"}) == 1
+    assert sorted(recorder.jobs) == [14, 20, 22]
+
+    # JobId 21 commits after 22 (jobs finish and commit out of order): the gap is re-checked.
+    late = scenario.build()
+    late.rows = {t: [] for t in late.rows}
+    late.job("BackupBeta", "beta-fd", scenario.T0 + 8 * scenario.D,
+             scenario.T0 + 8 * scenario.D + 9, bytes_=7, job_id=21)
+    with closing(cat.cursor()) as cur:
+        late.write(cur, engine)
+    cat.conn.commit()
+    found = poll(poller)
+    beta = {"catalog": name, "client": "beta-fd", "job": "BackupBeta", "level": "full"}
+    assert value(found, "bacula_job_last_success_timestamp_seconds", **beta) == int(
+        scenario.T0 + 8 * scenario.D + 9
+    )
+    assert value(found, "bacula_job_last_run_status", **beta, status="ok") == 1
+    assert value(found, "bacula_job_runs_total", **beta) == 4
+    assert sorted(recorder.jobs) == [14, 20, 21, 22]
+    poller.close()
+
+
+def load_debian_schema(cat: Catalog, sql_dir: Path) -> None:
+    """Create the tables with the SQL script of Debian's bacula-director-<engine> package."""
+    if cat.engine == "sqlite":
+        cat.conn.executescript((sql_dir / "sqlite3").read_text())
+    elif cat.engine == "postgresql":
+        cat.conn.execute((sql_dir / "pgsql").read_text().encode())
+        cat.conn.commit()
+    else:
+        database = cat.url.rsplit("/", 1)[1]
+        conn = pymysql.connect(**MY, database=database, client_flag=CLIENT.MULTI_STATEMENTS)
+        with conn.cursor() as cur:
+            cur.execute((sql_dir / "mysql").read_text())
+            while cur.nextset():
+                pass
+        conn.commit()
+        conn.close()
+
+
+def columns(cat: Catalog, table: str) -> set[str]:
+    """Return the lowercase column names of a table."""
+    with closing(cat.cursor()) as cur:
+        if cat.engine == "sqlite":
+            cur.execute(f"PRAGMA table_info({table})")
+            return {row[1].lower() for row in cur.fetchall()}
+        schema = "public" if cat.engine == "postgresql" else cat.url.rsplit("/", 1)[1]
+        name = table.lower() if cat.engine == "postgresql" else table
+        cur.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = %s", (schema, name),
+        )
+        rows = cur.fetchall()
+        # SQL_ASCII databases hand text back as bytes.
+        return {(r[0].decode() if isinstance(r[0], bytes) else str(r[0])).lower() for r in rows}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_debian_schema_matches_and_reads(
+    make_catalog: Any, debian_schema: Path, engine: str
+) -> None:
+    """Debian's real 9.6.7 tables have our columns, and the scenario reads the same on them."""
+    cat = make_catalog(engine, scenario.ZONE)
+    load_debian_schema(cat, debian_schema)
+    for table, names in column_names(16).items():
+        assert columns(cat, table) == {n.lower() for n in names}, table
+    write_scenario(cat, None)
+    poller = CatalogPoller(cat.config())
+    assert state_only(poll(poller)) == scenario.expected(cat.config().name)
+    poller.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_sessions_refuse_writes(make_catalog: Any, engine: str) -> None:
+    """Even as a privileged user, the exporter's session cannot write to the catalog."""
+    cat = make_catalog(engine, scenario.ZONE)
+    write_scenario(cat, 16)
+    session = connect(cat.config())
+    session.begin()
+    with pytest.raises(Exception, match=r"(?i)read.?only"):
+        session.query("INSERT INTO Version (VersionId) VALUES (99)")
+    session.end()
+    session.close()
+    with closing(cat.cursor()) as cur:
+        cur.execute("SELECT COUNT(*) FROM Version")
+        assert cur.fetchone()[0] == 1
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_bad_rows_are_skipped_and_counted(make_catalog: Any, engine: str) -> None:
+    """NULLs, unknown codes and invalid UTF-8 never fail the scrape."""
+    cat = make_catalog(engine, scenario.ZONE)
+    write_scenario(cat, 16)
+    bad_name = "E'caf\\351'" if engine == "postgresql" else "%s"
+    params: tuple[Any, ...] = () if engine == "postgresql" else (b"caf\xe9",)
+    cat.execute(
+        "INSERT INTO Job (JobId, Job, Name, Type, Level, ClientId, JobStatus, SchedTime, "
+        f"JobTDate, JobErrors) VALUES (30, 'x', {bad_name}, 'B', 'F', 1, 'T', NULL, 1772400000, 0)",
+        params,
+    )
+    cat.execute("INSERT INTO Job (JobId, Job, Name, Type, Level, ClientId, JobStatus) "
+                "VALUES (31, 'y', 'NoLevel', 'B', NULL, 1, 'T')")
+    cat.execute("INSERT INTO Job (JobId, Job, Name, Type, Level, ClientId, JobStatus) "
+                "VALUES (32, 'z', 'Weird', 'B', 'F', 1, '?')")
+    poller = CatalogPoller(cat.config())
+    found = poll(poller)
+    name = cat.config().name
+    assert value(found, "bacula_job_last_success_timestamp_seconds", catalog=name,
+                 client="alpha-fd", job="caf\\xe9", level="full") == 1772400000
+    assert value(found, "bacula_catalog_skipped_rows_total", catalog=name,
+                 reason="unknown_status") == 2
+    assert value(found, "bacula_catalog_skipped_rows_total", catalog=name,
+                 reason="null_or_invalid") == 1
+    assert (value(found, "bacula_catalog_skipped_rows_total", catalog=name,
+                  reason="invalid_utf8_repaired") or 0) >= 1
+    poller.close()
+
+
+def test_unknown_version_is_an_error_not_a_crash(make_catalog: Any) -> None:
+    """A catalog version we do not know gives up=0 and a message naming it."""
+    cat = make_catalog("sqlite")
+    write_scenario(cat, 16)
+    cat.execute("UPDATE Version SET VersionId = 1099")
+    poller = CatalogPoller(cat.config())
+    poller.maybe_poll(0, wait=10)
+    assert not poller.up
+    assert "unsupported catalog version 1099" in poller.error
+    found = scrape(poller)
+    assert value(found, "bacula_catalog_up", catalog=cat.config().name) == 0
+
+
+def _wait_until_up(poller: CatalogPoller, timeout: float = 30) -> None:
+    """Poll (respecting the backoff) until the catalog is up again."""
+    deadline = time.monotonic() + timeout
+    while not poller.up and time.monotonic() < deadline:
+        poller.maybe_poll(0, wait=10)
+        time.sleep(0.2)
+    assert poller.up, poller.error
+
+
+@pytest.mark.parametrize("engine", ("postgresql", "mysql"))
+def test_catalog_goes_away_and_comes_back(
+    make_catalog: Any, engine: str, tmp_path: Path
+) -> None:
+    """Connections refused: up=0, last series kept; access restored: back without restart."""
+    cat = make_catalog(engine, scenario.ZONE)
+    write_scenario(cat, 16)
+    db = cat.url.rsplit("/", 1)[1]
+    if engine == "postgresql":
+        poller = CatalogPoller(cat.config())
+        before = poll(poller)
+        with psycopg.connect(**PG, autocommit=True) as conn:
+            conn.execute(f"ALTER DATABASE {db} ALLOW_CONNECTIONS false".encode())
+            conn.execute(
+                f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'"
+                .encode()
+            )
+            poller.maybe_poll(0, wait=10)
+            assert not poller.up
+            during = scrape(poller)
+            conn.execute(f"ALTER DATABASE {db} ALLOW_CONNECTIONS true".encode())
+    else:
+        user = f"ro_{db[-8:]}"
+        with closing(pymysql.connect(**MY, autocommit=True)) as root, root.cursor() as cur:
+            cur.execute(f"CREATE USER '{user}'@'%%' IDENTIFIED BY 'pw-{db}'")
+            cur.execute(f"GRANT SELECT ON {db}.* TO '{user}'@'%%'")
+        secret = tmp_path / "catalog.secret"
+        secret.write_text(f"pw-{db}\n")
+        cfg = cat.config().model_copy(
+            update={"url": f"mysql://{user}@127.0.0.1:3306/{db}", "password_file": secret}
+        )
+        poller = CatalogPoller(cfg)
+        before = poll(poller)
+        with closing(pymysql.connect(**MY, autocommit=True)) as root, root.cursor() as cur:
+            cur.execute(f"ALTER USER '{user}'@'%%' ACCOUNT LOCK")
+            cur.execute(f"SELECT id FROM information_schema.processlist WHERE user = '{user}'")
+            for (pid,) in cur.fetchall():
+                cur.execute(f"KILL {int(pid)}")
+            poller.maybe_poll(0, wait=10)
+            assert not poller.up
+            assert f"pw-{db}" not in poller.error
+            during = scrape(poller)
+            cur.execute(f"ALTER USER '{user}'@'%%' ACCOUNT UNLOCK")
+    name = poller.cfg.name
+    assert value(during, "bacula_catalog_up", catalog=name) == 0
+    assert state_only(during) == state_only(before)  # the last known series stay
+    assert value(during, "bacula_catalog_polls_total", catalog=name, result="failure") == 1
+    _wait_until_up(poller)
+    after = scrape(poller)
+    assert value(after, "bacula_catalog_up", catalog=name) == 1
+    assert state_only(after) == state_only(before)
+    poller.close()
+    if engine == "mysql":
+        with closing(pymysql.connect(**MY, autocommit=True)) as root, root.cursor() as cur:
+            cur.execute(f"DROP USER '{user}'@'%%'")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_statement_timeout_fails_the_poll_and_the_next_succeeds(
+    make_catalog: Any, engine: str, tmp_path: Path
+) -> None:
+    """A catalog locked by a writer: the poll gives up after the timeout, then recovers."""
+    cat = make_catalog(engine, scenario.ZONE)
+    write_scenario(cat, 16)
+    cfg = cat.config(statement_timeout=1, connect_timeout=1)
+    poller = CatalogPoller(cfg)
+    poll(poller)
+    with closing(cat.cursor()) as cur:
+        if engine == "postgresql":
+            cur.execute("LOCK TABLE Job IN ACCESS EXCLUSIVE MODE")
+        elif engine == "mysql":
+            cur.execute("LOCK TABLES Job WRITE")
+        else:
+            cat.conn.isolation_level = None
+            cur.execute("BEGIN EXCLUSIVE")
+        # Without the statement timeout this poll would wait for the lock forever.
+        poller.maybe_poll(0, wait=30)
+        assert not poller.up
+        if engine == "mysql":
+            cur.execute("UNLOCK TABLES")
+        else:
+            cur.execute("ROLLBACK" if engine == "sqlite" else "COMMIT")
+    if engine == "postgresql":
+        cat.conn.commit()
+    _wait_until_up(poller)
+    assert poller.polls["failure"] == 1
+    poller.close()

@@ -1,0 +1,122 @@
+"""Semantics on plain data: status classes, levels, types, ordering, counting."""
+
+import pytest
+
+from exporter.codes import StatusClass, classify, level_name
+from exporter.state import Aggregate, CatalogState, Client, JobRecord
+
+
+def rec(job_id: int, status: str = "T", *, level: str = "F", type_: str = "B", errors: int = 0,
+        tdate: int | None = None, name: str = "J", client: int = 1) -> JobRecord:
+    """A finished (or not) job row of client 1."""
+    return JobRecord(job_id=job_id, job=f"{name}.{job_id}", name=name, type=type_, level=level,
+                     client_id=client, status=status, errors=errors,
+                     job_tdate=1000 + job_id if tdate is None else tdate,
+                     start_time=float(job_id), end_time=float(job_id + 10))
+
+
+def state() -> CatalogState:
+    """A state that knows client 1."""
+    s = CatalogState()
+    s.set_clients({1: Client("c1", "u")})
+    return s
+
+
+@pytest.mark.parametrize(("code", "errors", "cls"), [
+    ("T", 0, StatusClass.OK), ("T", 3, StatusClass.WARNING), ("W", 0, StatusClass.WARNING),
+    ("E", 0, StatusClass.ERROR), ("e", 0, StatusClass.ERROR), ("f", 0, StatusClass.ERROR),
+    ("I", 0, StatusClass.ERROR), ("A", 0, StatusClass.CANCELED),
+    ("D", 0, StatusClass.DIFFERENCES), ("R", 0, StatusClass.RUNNING),
+    ("l", 0, StatusClass.RUNNING), ("C", 0, StatusClass.WAITING), ("m", 0, StatusClass.WAITING),
+    ("X", 0, None),
+])
+def test_status_classes(code: str, errors: int, cls: StatusClass | None) -> None:
+    """Every JobStatus letter maps to the class DESIGN.md gives it."""
+    assert classify(code, errors) == cls
+
+
+def test_levels() -> None:
+    """Virtual Full counts as full; labels are spelled out in lowercase."""
+    assert [level_name(c) for c in "FfIDB"] == [
+        "full", "full", "incremental", "differential", "base"
+    ]
+    assert level_name("?") is None
+
+
+def test_failure_never_hides_success() -> None:
+    """A later failure becomes the last run; the last success stays."""
+    s = state()
+    s.apply([rec(1), rec(2, "f")])
+    series = s.series[("c1", "J", "full")]
+    assert series.last_success is not None and series.last_success.job_id == 1
+    assert series.last_run is not None and series.last_run.status is StatusClass.ERROR
+    assert (series.runs, series.failures) == (2, 1)
+
+
+def test_warning_counts_as_success_unless_configured() -> None:
+    """T with errors is a success by default and not with warning_is_success=False."""
+    s = state()
+    s.apply([rec(1, errors=1)])
+    assert s.series[("c1", "J", "full")].last_success is not None
+    strict = CatalogState(warning_is_success=False)
+    strict.set_clients({1: Client("c1", "u")})
+    strict.apply([rec(1, errors=1)])
+    assert strict.series[("c1", "J", "full")].last_success is None
+
+
+def test_copies_restores_and_control_jobs_are_not_backups() -> None:
+    """Type C sets the copy time only; R counts restores; c, D, V never touch backups."""
+    s = state()
+    s.apply([rec(1, type_="C", tdate=500), rec(2, type_="R"), rec(3, type_="c", client=0),
+             rec(4, type_="D", level=" ", client=0), rec(5, "D", type_="V", level="C")])
+    series = s.series[("c1", "J", "full")]
+    assert series.last_success is None and series.runs == 0
+    assert series.last_copy == 500
+    assert s.restores == {("c1", "ok"): 1}
+    assert not s.skipped
+
+
+def test_running_then_finished_counts_once() -> None:
+    """A job seen running, then finished, is counted once and reported finished once."""
+    s = state()
+    assert s.apply([rec(1, "R")]) == []
+    assert ("c1", "J", "full") in s.running()
+    done = s.apply([rec(1)])
+    assert [r.job_id for r in done] == [1]
+    assert s.running() == {}
+    assert s.series[("c1", "J", "full")].runs == 1
+
+
+def test_seed_counts_and_cold_rows_do_not_double_count() -> None:
+    """Cold start: counters come from aggregates; the rows fetched after add nothing."""
+    s = state()
+    s.seed([
+        Aggregate(1, "J", "B", "F", "T", False, 5, 9, 1, 1009),
+        Aggregate(1, "J", "B", "F", "f", False, 2, 8, 3, 1008),
+        Aggregate(1, "J", "C", "F", "T", False, 4, 12, 10, 1007),
+        Aggregate(1, "J", "B", "F", "?", False, 1, 13, 13, 1013),
+    ])
+    s.apply([rec(9), rec(8, "f")], count=False)
+    series = s.series[("c1", "J", "full")]
+    assert (series.runs, series.failures, series.last_copy) == (7, 2, 1007)
+    assert series.last_success is not None and series.last_success.job_id == 9
+    assert s.skipped == {"unknown_status": 1}
+
+
+def test_unknown_client_and_codes_are_skipped_and_counted() -> None:
+    """Rows the state cannot place are counted, not raised."""
+    s = state()
+    s.apply([rec(1, client=99), rec(2, "?"), rec(3, level="Z")])
+    assert s.skipped == {"unknown_client": 1, "unknown_status": 1, "unknown_level": 1}
+    assert s.series == {}
+
+
+def test_generation_changes_only_with_content() -> None:
+    """Renderers rely on the generation to skip work when nothing changed."""
+    s = state()
+    g = s.generation
+    s.apply([])
+    s.set_clients({1: Client("c1", "u")})
+    assert s.generation == g
+    s.apply([rec(1)])
+    assert s.generation > g
