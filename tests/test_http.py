@@ -154,9 +154,12 @@ def test_demo_command(tmp_path: Path) -> None:
     finally:
         stop(proc)
     names = {k[0] for k in found}
-    for name in ("bacula_job_last_success_timestamp_seconds",
-                 "bacula_job_last_copy_timestamp_seconds", "bacula_job_failures_total",
-                 "bacula_job_running", "bacula_restore_runs_total", "bacula_pool_volumes", "bacula_client_info", "bacula_catalog_info"):
+    wanted = (
+        "bacula_job_last_success_timestamp_seconds", "bacula_job_last_copy_timestamp_seconds",
+        "bacula_job_failures_total", "bacula_job_running", "bacula_restore_runs_total",
+        "bacula_pool_volumes", "bacula_client_info", "bacula_catalog_info",
+    )
+    for name in wanted:
         assert name in names
     statuses = {dict(k[1]).get("status") for k in found if k[0] == "bacula_job_last_run_status"}
     assert {"ok", "error", "canceled"} <= statuses
