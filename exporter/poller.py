@@ -14,21 +14,32 @@ from exporter.catalog.engines import CatalogError, Session, connect, scrub
 from exporter.catalog.reader import CatalogInfo, Reader, detect
 from exporter.config import CatalogConfig
 from exporter.metrics import Health, Lines, render_state
-from exporter.state import CatalogState, JobRecord
+from exporter.state import CatalogState, FinishedJob, JobRecord
 
 log = logging.getLogger(__name__)
 
 BACKOFF_MIN, BACKOFF_MAX = 1.0, 60.0
 DB_ERRORS = (psycopg.Error, pymysql.Error, sqlite3.Error, OSError, CatalogError)
 
-Listener = Callable[[str, list[JobRecord]], None]
+# (catalog, jobs that reached a final status, checkpoint): every job with JobId <= checkpoint
+# that will ever finish has been handed over. Called on the poll thread; it must store the jobs
+# durably before it returns, or raise (then they are handed over again after the next poll).
+Listener = Callable[[str, list[FinishedJob], int], None]
+# The checkpoint the listener stored for a catalog, or None when it has none (first start).
+Resume = Callable[[str], int | None]
 
 
 class CatalogPoller:
     """Keeps one catalog's state current; failures become metrics and backoff, never crashes."""
 
-    def __init__(self, cfg: CatalogConfig, listener: Listener | None = None) -> None:
+    def __init__(
+        self, cfg: CatalogConfig, listener: Listener | None = None,
+        resume: Resume | None = None, backfill: float = 0.0,
+    ) -> None:
         self.cfg = cfg
+        self.resume = resume
+        self.backfill = backfill
+        self._undelivered: list[FinishedJob] = []
         self.state = CatalogState(warning_is_success=cfg.warning_is_success)
         self.reader = Reader(cfg.zone)
         self.listener = listener
@@ -87,8 +98,7 @@ class CatalogPoller:
             self.last_success = time.time()
             self._backoff = 0.0
             self.polls["success"] += 1
-            if finished and self.listener:
-                self.listener(self.cfg.name, finished)
+            self._hand_over(finished)
         finally:
             self.last_duration = time.monotonic() - started
             if self.state.generation != self._rendered_generation:
@@ -98,7 +108,20 @@ class CatalogPoller:
             self._completed += 1
             self.attempted.set()
 
-    def _read(self) -> list[JobRecord]:
+    def _hand_over(self, finished: list[FinishedJob]) -> None:
+        """Give finished jobs and the checkpoint to the listener; keep them if it fails."""
+        if self.listener is None:
+            return
+        self._undelivered += finished
+        try:
+            self.listener(self.cfg.name, self._undelivered, self.reader.checkpoint(self.state))
+        except Exception:
+            log.exception("catalog %s: %d job results wait for the listener", self.cfg.name,
+                          len(self._undelivered))
+        else:
+            self._undelivered = []
+
+    def _read(self) -> list[FinishedJob]:
         """Read inside one read-only transaction; the first read after connecting is a check."""
         fresh = self._session is None
         if self._session is None:
@@ -122,10 +145,20 @@ class CatalogPoller:
                         "catalog %s: %s %s schema %d, %d jobs tracked", self.cfg.name,
                         info.product, info.engine, info.version, len(self.state.series),
                     )
-                    return []
-            return self.reader.poll(session, self.state, self.cfg.refresh_interval)
+                    records = self._catch_up(session)
+                    return self.reader.describe(session, self.state, self.cfg.name, records)
+            records = self.reader.poll(session, self.state, self.cfg.refresh_interval)
+            return self.reader.describe(session, self.state, self.cfg.name, records)
         finally:
             session.end()
+
+    def _catch_up(self, session: Session) -> list[JobRecord]:
+        """At cold start, the jobs that finished since the stored checkpoint (or the backfill)."""
+        if self.listener is None:
+            return []
+        after = self.resume(self.cfg.name) if self.resume else None
+        since = time.time() - self.backfill if after is None and self.backfill > 0 else None
+        return self.reader.finished_since(session, self.state, after, since)
 
     def _fail(self, message: str) -> None:
         """Mark the catalog down, drop the connection and back off exponentially."""

@@ -5,7 +5,7 @@ import threading
 
 from exporter.config import Config
 from exporter.metrics import Exposition
-from exporter.poller import CatalogPoller, Listener
+from exporter.poller import CatalogPoller, Listener, Resume
 
 log = logging.getLogger(__name__)
 
@@ -15,9 +15,12 @@ SCRAPE_WAIT = 5.0  # longest a scrape waits for a poll under way before serving 
 class Exporter:
     """Owns the pollers and renders /metrics from them."""
 
-    def __init__(self, config: Config, listener: Listener | None = None) -> None:
+    def __init__(
+        self, config: Config, listener: Listener | None = None, resume: Resume | None = None,
+        backfill: float = 0.0,
+    ) -> None:
         self.config = config
-        self.pollers = [CatalogPoller(c, listener) for c in config.catalogs]
+        self.pollers = [CatalogPoller(c, listener, resume, backfill) for c in config.catalogs]
         self.exposition = Exposition()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []

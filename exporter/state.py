@@ -60,6 +60,19 @@ class JobRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class FinishedJob:
+    """A job that reached its final status, with what a ticket needs to tell about it."""
+
+    catalog: str
+    record: JobRecord
+    client: str  # "" for jobs without a client (copy control jobs, admin jobs)
+    level: str  # lowercase label: full, incremental, ..., none
+    status: StatusClass
+    status_text: str  # Bacula's long text for the JobStatus
+    log: tuple[str, ...] = ()  # the last Log lines, oldest first, for results that are not ok
+
+
+@dataclass(frozen=True, slots=True)
 class Aggregate:
     """A GROUP BY row of the cold start: runs of one job, type, level and status class."""
 

@@ -14,7 +14,7 @@ from exporter.catalog.ddl import column_names
 from exporter.catalog.engines import connect
 from exporter.metrics import Exposition
 from exporter.poller import CatalogPoller
-from exporter.state import JobRecord
+from exporter.state import FinishedJob
 from tests import scenario
 from tests.conftest import MY, PG, Catalog
 from tests.promtext import samples, value
@@ -29,13 +29,17 @@ TABLES = ("Version", "Status", "Client", "Pool", "Media", "Job", "JobMedia", "Lo
 
 
 class Recorder:
-    """Collects the finished jobs a poller reports."""
+    """Collects the finished jobs and checkpoints a poller reports."""
 
     def __init__(self) -> None:
         self.jobs: list[int] = []
+        self.finished: dict[int, FinishedJob] = {}
+        self.checkpoints: list[int] = []
 
-    def __call__(self, catalog: str, records: list[JobRecord]) -> None:
-        self.jobs += [r.job_id for r in records]
+    def __call__(self, catalog: str, jobs: list[FinishedJob], checkpoint: int) -> None:
+        self.jobs += [f.record.job_id for f in jobs]
+        self.finished.update({f.record.job_id: f for f in jobs})
+        self.checkpoints.append(checkpoint)
 
 
 def poll(poller: CatalogPoller) -> dict[Any, float]:
@@ -77,6 +81,7 @@ def test_scenario_cold_start_then_incremental(make_catalog: Any, engine: str, ve
                  schema_version=str(version), product=product) == 1
     assert value(found, "bacula_catalog_up", catalog=cat.config().name) == 1
     assert recorder.jobs == []  # jobs finished before the first poll are not news
+    assert recorder.checkpoints == [13]  # job 14 still runs: its outcome is not known yet
 
     end14 = int(scenario.T0 + 5 * scenario.D + 3600)
     wall = scenario.build().rows["Job"][0]["EndTime"]  # any well-formed wall-clock value
@@ -108,6 +113,7 @@ def test_scenario_cold_start_then_incremental(make_catalog: Any, engine: str, ve
     assert value(found, "bacula_job_last_success_bytes", **delta) == 42
     assert value(found, "bacula_job_running", **{**delta, "level": "incremental"}) == 1
     assert sorted(recorder.jobs) == [14, 20, 22]
+    assert recorder.checkpoints[-1] == 14  # 15 waits on; 21 is a gap that may still commit
 
     # JobId 21 commits after 22 (jobs finish and commit out of order): the gap is re-checked.
     late = scenario.build()
@@ -125,6 +131,35 @@ def test_scenario_cold_start_then_incremental(make_catalog: Any, engine: str, ve
     assert value(found, "bacula_job_last_run_status", **beta, status="ok") == 1
     assert value(found, "bacula_job_runs_total", **beta) == 4
     assert sorted(recorder.jobs) == [14, 20, 21, 22]
+    assert recorder.checkpoints[-1] == 14
+    poller.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_resume_backfill_and_job_details(make_catalog: Any, engine: str) -> None:
+    """After a restart the jobs past the checkpoint come again; failures carry their log."""
+    cat = make_catalog(engine, scenario.ZONE)
+    write_scenario(cat, 16)
+    recorder = Recorder()
+    poller = CatalogPoller(cat.config(), recorder, resume=lambda catalog: 5)
+    poller.maybe_poll(0, wait=30)
+    assert poller.up, poller.error
+    # 6-13 and 16-19 finished after JobId 5; 17 has a status Bacula does not define.
+    assert recorder.jobs == [6, 7, 8, 9, 10, 11, 12, 13, 16, 18, 19]
+    failed = recorder.finished[8]
+    assert (failed.client, failed.level, failed.status.value) == ("gamma-fd", "full", "error")
+    assert failed.status_text == "Fatal error"
+    assert failed.log == ("gamma-fd JobId 8: Fatal error: Unable to connect to Client",)
+    assert recorder.finished[6].status_text == "Terminated with errors"
+    assert recorder.finished[9].client == ""  # the copy control job has no client
+    assert recorder.finished[11].log == ()  # results that are ok carry no log
+    poller.close()
+
+    recorder = Recorder()
+    window_start = scenario.T0 + 3 * scenario.D  # backfill reaches back to here
+    poller = CatalogPoller(cat.config(), recorder, backfill=time.time() - window_start)
+    poller.maybe_poll(0, wait=30)
+    assert recorder.jobs == [4, 18, 19]  # JobTDate on or after March 4th (job 4: March 8th)
     poller.close()
 
 

@@ -11,16 +11,20 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from exporter.catalog.ddl import BACULA_VERSIONS, is_bareos
+from exporter.catalog.ddl import BACULA_VERSIONS, STATUS_ROWS_15, STATUS_ROWS_96, is_bareos
 from exporter.catalog.engines import CatalogError, Row, Session
-from exporter.codes import ACTIVE, ACTIVE_CODES, classify, is_success
-from exporter.state import Aggregate, CatalogState, Client, JobRecord, Pool
+from exporter.codes import ACTIVE, ACTIVE_CODES, FINISHED_CODES, StatusClass, classify, is_success
+from exporter.codes import level_name as level_label
+from exporter.state import Aggregate, CatalogState, Client, FinishedJob, JobRecord, Pool
 from exporter.timeutil import local_to_epoch
 
 BATCH = 5000  # new Job rows fetched per statement
 IN_CHUNK = 500  # JobIds per IN (...) list
 GAP_TTL = 600.0  # seconds a skipped JobId is re-checked (a Job row committed late)
 GAP_MAX = 1000  # bound on tracked gaps, so a mass delete cannot grow memory
+LOG_LINES = 20  # Log lines kept per job result that is not ok
+# Long texts for when the Status table lacks a code (it differs between versions).
+DEFAULT_STATUS_TEXT = {code: text for code, text, _ in STATUS_ROWS_96 + STATUS_ROWS_15}
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,7 @@ class Reader:
     client_watermark: int = 0
     gaps: dict[int, float] = field(default_factory=dict)
     last_refresh: float = 0.0
+    status_text: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_STATUS_TEXT))
 
     def job_columns(self) -> str:
         """Return the Job columns to select, in the order record() reads them."""
@@ -181,6 +186,10 @@ class Reader:
         """Build the state from the whole catalog with one GROUP BY pass and point lookups."""
         self.watermark = _int(session.query("SELECT MAX(JobId) FROM Job")[0][0])
         self.refresh(session, state, full=True)
+        for code, text in session.query("SELECT JobStatus, JobStatusLong FROM Status"):
+            code, text = _text(code, state), _text(text, state)
+            if code and text:
+                self.status_text[code] = text
         has_errors = "CASE WHEN JobErrors > 0 THEN 1 ELSE 0 END"
         rows = session.query(
             f"SELECT ClientId, Name, Type, Level, JobStatus, {has_errors}, COUNT(*), "
@@ -244,6 +253,59 @@ class Reader:
             state.active.pop(job_id, None)
             state.generation += 1
         return state.apply(changed + new)
+
+    def checkpoint(self, state: CatalogState) -> int:
+        """Return the highest JobId up to which every job's outcome has been read."""
+        open_ids = [*state.active, *self.gaps]
+        return min(self.watermark, min(open_ids) - 1) if open_ids else self.watermark
+
+    def finished_since(
+        self, session: Session, state: CatalogState, after: int | None, since: float | None
+    ) -> list[JobRecord]:
+        """Return jobs read at cold start that finished after a JobId or within a time window."""
+        if after is None and since is None:
+            return []
+        where = "JobId > %s" if after is not None else "JobTDate >= %s"
+        bound = after if after is not None else int(since or 0)
+        rows = session.query(
+            f"SELECT {self.job_columns()} FROM Job WHERE {where} AND JobId <= %s "
+            f"AND JobStatus IN ({_codes(FINISHED_CODES)}) ORDER BY JobId",
+            [bound, self.watermark],
+        )
+        return self._records(rows, state)
+
+    def describe(
+        self, session: Session, state: CatalogState, catalog: str, records: Sequence[JobRecord]
+    ) -> list[FinishedJob]:
+        """Add client name, level, status text and, for results that are not ok, the Log lines."""
+        known = [(r, cls) for r in records if (cls := classify(r.status, r.errors)) is not None]
+        logs = self._logs(session, state, [r.job_id for r, c in known if c is not StatusClass.OK])
+        out = []
+        for rec, cls in known:
+            client = state.clients.get(rec.client_id)
+            out.append(FinishedJob(
+                catalog=catalog, record=rec, client=client.name if client else "",
+                level=level_label(rec.level) or rec.level, status=cls,
+                status_text=self.status_text.get(rec.status, rec.status),
+                log=tuple(logs.get(rec.job_id, [])[-LOG_LINES:]),
+            ))
+        return out
+
+    def _logs(self, session: Session, state: CatalogState, ids: list[int]) -> dict[int, list[str]]:
+        """Return the Log lines of some jobs, oldest first (the Log table is indexed by JobId)."""
+        logs: dict[int, list[str]] = {}
+        for i in range(0, len(ids), IN_CHUNK):
+            chunk = ids[i : i + IN_CHUNK]
+            marks = ", ".join(["%s"] * len(chunk))
+            rows = session.query(
+                f"SELECT JobId, LogText FROM Log WHERE JobId IN ({marks}) ORDER BY JobId, LogId",
+                chunk,
+            )
+            for job_id, text in rows:
+                # SQLite keeps a trailing backslash after the newline: strip both.
+                line = (_text(text, state) or "").rstrip("\\\n ")
+                logs.setdefault(_int(job_id), []).append(line)
+        return logs
 
     def catalog_replaced(self, session: Session) -> bool:
         """Tell whether the catalog now holds fewer jobs than we read (restored or recreated)."""
