@@ -42,6 +42,8 @@ STATE_FAMILIES = _families(
      "End of the last finished backup run, whatever its outcome."),
     ("bacula_job_last_run_status", "gauge",
      "1 for the status class of the last finished backup run."),
+    ("bacula_job_last_failure_timestamp_seconds", "gauge",
+     "End of the last backup run of this job and level that failed (error, canceled)."),
     ("bacula_job_runs_total", "counter", "Finished backup runs seen in the catalog."),
     ("bacula_job_failures_total", "counter",
      "Finished backup runs that failed (error, canceled)."),
@@ -109,6 +111,10 @@ def render_state(catalog: str, state: CatalogState) -> Lines:
             run = s.last_run
             out["bacula_job_last_run_timestamp_seconds"].append(f"{{{key}}} {number(run.time)}")
             out["bacula_job_last_run_status"].append(f'{{{key},status="{run.status.value}"}} 1')
+        if s.last_failure is not None:
+            out["bacula_job_last_failure_timestamp_seconds"].append(
+                f"{{{key}}} {number(s.last_failure.time)}"
+            )
         if s.runs:
             out["bacula_job_runs_total"].append(f"{{{key}}} {s.runs}")
             out["bacula_job_failures_total"].append(f"{{{key}}} {s.failures}")

@@ -148,7 +148,9 @@ class CatalogPoller:
                     records = self._catch_up(session)
                     return self.reader.describe(session, self.state, self.cfg.name, records)
             records = self.reader.poll(session, self.state, self.cfg.refresh_interval)
-            return self.reader.describe(session, self.state, self.cfg.name, records)
+            finished = self.reader.describe(session, self.state, self.cfg.name, records)
+            self.state.set_reasons({f.record.job_id: list(f.log) for f in finished if f.log})
+            return finished
         finally:
             session.end()
 

@@ -106,6 +106,8 @@ class Series:
 
     last_run: Run | None = None
     last_success: Run | None = None
+    last_failure: Run | None = None
+    failure_reason: str = ""  # the telling Log line of the last failure
     runs: int = 0
     failures: int = 0
     last_copy: float | None = None
@@ -233,11 +235,25 @@ class CatalogState:
             ok = is_success(cls, self.warning_is_success)
             if ok and (series.last_success is None or rec.job_id >= series.last_success.job_id):
                 series.last_success = run
+            last_failure = series.last_failure
+            if cls in FAILED and (last_failure is None or rec.job_id >= last_failure.job_id):
+                series.last_failure = run
+                series.failure_reason = ""
         elif rec.type == COPY and is_success(cls, self.warning_is_success):
             series = self.series.setdefault(key, Series())
             series.last_copy = max(series.last_copy or 0.0, rec.finished_at or 0.0)
         elif rec.type == RESTORE and count:
             self.restores[(key[0], cls.value)] += 1
+
+    def set_reasons(self, logs: dict[int, list[str]]) -> None:
+        """Attach Log lines to the last failures they belong to."""
+        for series in self.series.values():
+            failure = series.last_failure
+            if failure is not None and failure.job_id in logs:
+                reason = pick_reason(logs[failure.job_id])
+                if reason != series.failure_reason:
+                    series.failure_reason = reason
+                    self.generation += 1
 
     def running(self) -> dict[Key, float]:
         """Return the active backups by key, with the earliest start time of each."""
@@ -251,6 +267,15 @@ class CatalogState:
             start = rec.started_at or 0.0
             out[key] = min(out.get(key, start), start)
         return out
+
+
+def pick_reason(log: Iterable[str]) -> str:
+    """Return the Log line that best says why a job failed: the first error, else the last line."""
+    lines = [line.strip() for text in log for line in text.splitlines() if line.strip()]
+    for line in lines:
+        if "fatal error" in line.lower() or "error:" in line.lower():
+            return line[:300]
+    return lines[-1][:300] if lines else ""
 
 
 def _reason(cls: StatusClass | None, client: Client | None, level: str | None) -> str:

@@ -97,7 +97,11 @@ def expected(catalog: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float
     last(*a, "differential", DST_START + H, "ok", 1, 0)
     success(*b_, "full", T0 + 3 * H + 300, 2000, 20, 300)
     last(*b_, "full", T0 + 2 * D + 3 * H + 5, "canceled", 3, 2)
+    put("bacula_job_last_failure_timestamp_seconds", int(T0 + 2 * D + 3 * H + 5), client=b_[0],
+        job=b_[1], level="full")
     last("gamma-fd", "BackupGamma", "full", T0 + 3 * H + 10, "error", 1, 1)
+    put("bacula_job_last_failure_timestamp_seconds", int(T0 + 3 * H + 10), client="gamma-fd",
+        job="BackupGamma", level="full")
     success("eps-fd", "BackupEps", "incremental", T0 + 3 * D + 30, 0, 0, 30)
     last("eps-fd", "BackupEps", "incremental", T0 + 3 * D + 30, "warning", 1, 0)
     success("eps-fd", "BackupEps", "full", T0 + 4 * D + 40, 0, 0, 40)

@@ -28,6 +28,7 @@ def hand_state() -> CatalogState:
     s.series[("web01-fd", "Backup-web01", "full")] = Series(
         last_run=Run(10, 1790000000.0, StatusClass.ERROR, 0, 0, 5.0),
         last_success=Run(9, 1789900000.0, StatusClass.WARNING, 123456789012, 4321, 1800.5),
+        last_failure=Run(10, 1790000000.0, StatusClass.ERROR, 0, 0, 5.0),
         runs=7, failures=2, last_copy=1789900000.0,
     )
     s.series[("web01-fd", "Backup-web01", "incremental")] = Series(runs=1, failures=1, last_run=(

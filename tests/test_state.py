@@ -51,6 +51,21 @@ def test_failure_never_hides_success() -> None:
     assert series.last_success is not None and series.last_success.job_id == 1
     assert series.last_run is not None and series.last_run.status is StatusClass.ERROR
     assert (series.runs, series.failures) == (2, 1)
+    assert series.last_failure is not None and series.last_failure.job_id == 2
+
+
+def test_failure_reason_is_the_telling_log_line() -> None:
+    """The first error line wins; otherwise the last line; reasons follow the last failure."""
+    s = state()
+    s.apply([rec(1, "f")])
+    s.set_reasons({1: ["c1-fd JobId 1: Start Backup\n", "c1-fd JobId 1: Fatal error: No Job status"
+                       " returned from FD.\nmore\n", "Termination: *** Backup Error ***"]})
+    series = s.series[("c1", "J", "full")]
+    assert series.failure_reason == "c1-fd JobId 1: Fatal error: No Job status returned from FD."
+    s.apply([rec(2, "A")])
+    assert series.failure_reason == ""
+    s.set_reasons({2: ["canceled by operator", "Termination: Backup Canceled"]})
+    assert series.failure_reason == "Termination: Backup Canceled"
 
 
 def test_warning_counts_as_success_unless_configured() -> None:

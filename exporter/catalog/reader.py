@@ -13,7 +13,15 @@ from zoneinfo import ZoneInfo
 
 from exporter.catalog.ddl import BACULA_VERSIONS, STATUS_ROWS_15, STATUS_ROWS_96, is_bareos
 from exporter.catalog.engines import CatalogError, Row, Session
-from exporter.codes import ACTIVE, ACTIVE_CODES, FINISHED_CODES, StatusClass, classify, is_success
+from exporter.codes import (
+    ACTIVE,
+    ACTIVE_CODES,
+    FAILED,
+    FINISHED_CODES,
+    StatusClass,
+    classify,
+    is_success,
+)
 from exporter.codes import level_name as level_label
 from exporter.state import Aggregate, CatalogState, Client, FinishedJob, JobRecord, Pool
 from exporter.timeutil import local_to_epoch
@@ -210,6 +218,8 @@ class Reader:
             ))
         state.seed(aggregates)
         state.apply(self._by_ids(session, _latest_ids(aggregates, state), state), count=False)
+        failures = [s.last_failure.job_id for s in state.series.values() if s.last_failure]
+        state.set_reasons(self._logs(session, state, failures))
         active = [a.min_job_id for a in aggregates if a.status in ACTIVE_CODES]
         if active:
             sql = (
@@ -317,6 +327,7 @@ def _latest_ids(aggregates: Sequence[Aggregate], state: CatalogState) -> set[int
     """Pick the JobIds of the last finished run and the last success of every backup key."""
     last: dict[tuple[int, str, str], int] = {}
     good: dict[tuple[int, str, str], int] = {}
+    bad: dict[tuple[int, str, str], int] = {}
     for agg in aggregates:
         if agg.type != "B":
             continue
@@ -327,4 +338,6 @@ def _latest_ids(aggregates: Sequence[Aggregate], state: CatalogState) -> set[int
         last[key] = max(last.get(key, 0), agg.max_job_id)
         if is_success(cls, state.warning_is_success):
             good[key] = max(good.get(key, 0), agg.max_job_id)
-    return set(last.values()) | set(good.values())
+        if cls in FAILED:
+            bad[key] = max(bad.get(key, 0), agg.max_job_id)
+    return set(last.values()) | set(good.values()) | set(bad.values())
