@@ -82,8 +82,8 @@ def test_scenario_cold_start_then_incremental(make_catalog: Any, engine: str, ve
     assert value(found, "bacula_catalog_up", catalog=cat.config().name) == 1
     assert recorder.jobs == []  # jobs finished before the first poll are not news
     assert recorder.checkpoints == [13]  # job 14 still runs: its outcome is not known yet
-    gamma_series = poller.state.series[("gamma-fd", "BackupGamma", "full")]
-    assert gamma_series.failure_reason == "gamma-fd JobId 8: Fatal error: Unable to connect to Client"
+    reason = poller.state.series[("gamma-fd", "BackupGamma", "full")].failure_reason
+    assert reason == "gamma-fd JobId 8: Fatal error: Unable to connect to Client"
 
     end14 = int(scenario.T0 + 5 * scenario.D + 3600)
     wall = scenario.build().rows["Job"][0]["EndTime"]  # any well-formed wall-clock value
