@@ -1,13 +1,32 @@
 """HTTP routes: /metrics, /healthz, /readyz."""
 
+import secrets
+import time
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from exporter import __version__
 from exporter.metrics import CONTENT_TYPE
+from exporter.page import render_page
 from exporter.service import Exporter
+from exporter.status import overview
+
+
+def page_headers(nonce: str) -> dict[str, str]:
+    """Security headers of the status page: nothing but its own inline style and script runs."""
+    return {
+        "Content-Security-Policy": (
+            f"default-src 'none'; style-src 'nonce-{nonce}'; script-src 'nonce-{nonce}'; "
+            "connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; "
+            "frame-ancestors 'none'"
+        ),
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",
+    }
 
 
 def get_exporter(request: Request) -> Exporter:
@@ -28,6 +47,14 @@ def create_app(exporter: Exporter) -> FastAPI:
     def metrics(exp: ExporterDep) -> Response:
         """Prometheus exposition of every catalog."""
         return Response(exp.metrics(), media_type=CONTENT_TYPE)
+
+    @app.get("/", response_class=HTMLResponse)
+    def status_page(exp: ExporterDep) -> HTMLResponse:
+        """Overview of every catalog, client and job for people."""
+        exp.refresh()
+        rows, health = overview(exp.pollers, exp.max_age, time.time())
+        nonce = secrets.token_urlsafe(16)
+        return HTMLResponse(render_page(rows, health, nonce), headers=page_headers(nonce))
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

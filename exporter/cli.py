@@ -50,6 +50,54 @@ def _check(path: str) -> int:
     return 0
 
 
+def _status(path: str, check: bool) -> int:
+    """Poll every catalog once and print the overview, or one Nagios/Icinga check line."""
+    import time
+
+    from exporter.poller import CatalogPoller
+    from exporter.status import human_age, level_of_trouble, overview
+
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"{exc.source}: {problem}", file=sys.stderr)
+        if check:
+            print(f"BACULA UNKNOWN - bad configuration {path}")
+            return 3
+        return 1
+    logging.basicConfig(level="CRITICAL")  # the output is the report; errors show in it
+    pollers = [CatalogPoller(c) for c in config.catalogs]
+    for poller in pollers:
+        poller.maybe_poll(0, wait=poller.cfg.statement_timeout * 4 + poller.cfg.connect_timeout)
+        poller.close()
+    now = time.time()
+    from exporter.service import Exporter
+
+    rows, health = overview(pollers, Exporter(config).max_age, now)
+    code, line = level_of_trouble(rows, health)
+    if check:
+        print(line)
+        return code
+    table = [("STATE", "CATALOG", "CLIENT", "JOB", "LEVEL", "LAST SUCCESS AGE", "SLA",
+              "LAST RUN", "RUNNING", "REASON")]
+    for r in rows:
+        table.append((
+            r.state.label, r.catalog, r.client, r.job or "-", r.level or "-",
+            human_age(r.age(now)), human_age(r.max_age) if r.max_age else "-",
+            r.last_status or "-", human_age(now - r.running_since) if r.running_since else "-",
+            r.reason[:60],
+        ))
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    for h in health:
+        if not h.up:
+            print(f"catalog {h.name} is unreachable: {h.error}", file=sys.stderr)
+    print(line.split(" | ")[0])
+    return code
+
+
 def _demo(listen: str, db: str | None) -> int:
     """Write a demo catalog and serve it."""
     from exporter.demo import DEMO_ZONE, write_demo_catalog
@@ -77,6 +125,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--config", dest="serve_config", required=True)
     check = sub.add_parser("check-config", help="validate a configuration file and exit")
     check.add_argument("file")
+    status = sub.add_parser("status", help="print the overview of every catalog and job")
+    status.add_argument("--config", dest="status_config", required=True)
+    status.add_argument("--check", action="store_true",
+                        help="one line and exit code as a Nagios/Icinga plugin (0/1/2/3)")
     demo = sub.add_parser("demo", help="serve a generated demo catalog")
     demo.add_argument("--listen", default="127.0.0.1:9625")
     demo.add_argument("--db", help="where to write the demo SQLite catalog")
@@ -84,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.command == "check-config":
         return _check(args.file)
+    if args.command == "status":
+        return _status(args.status_config, args.check)
     if args.command == "demo":
         return _demo(args.listen, args.db)
     path = getattr(args, "serve_config", None) or args.config

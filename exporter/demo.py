@@ -35,7 +35,7 @@ def build_demo(now: float | None = None, seed: int = 7) -> CatalogBuilder:
             if stopped is not None and day < stopped:
                 continue
             start = midnight - day * DAY + 3600 + rng.randint(0, 1800)
-            full = (21 - day) % 7 == 0
+            full = day % 7 == 6  # Sunday-like fulls, the last one six days ago
             nbytes = int(size if full else size * change * rng.uniform(0.5, 1.5))
             duration = max(60, nbytes // (80 << 20))
             status, errors = "T", 0
@@ -63,6 +63,10 @@ def build_demo(now: float | None = None, seed: int = 7) -> CatalogBuilder:
           level="I", status="A")  # canceled by an operator
     b.job("RestoreFiles", "web02-fd", now - 5 * 3600, now - 5 * 3600 + 240, type_="R",
           bytes_=2 * GiB, files=1200, pool="Full")
+    for hour in range(24, 0, -1):
+        start = now - hour * 3600 - 600
+        b.job("Backup-db01-hourly", "db01-fd", start, start + 90, level="I",
+              bytes_=rng.randint(200, 900) << 20, files=rng.randint(10, 40), pool="Incremental")
     b.job("Backup-db01-hourly", "db01-fd", now - 600, None, level="I", status="R",
           pool="Incremental")  # running now
     for i in range(24):

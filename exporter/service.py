@@ -6,6 +6,7 @@ import threading
 from exporter.config import Config
 from exporter.metrics import Exposition
 from exporter.poller import CatalogPoller, Listener, Resume
+from exporter.status import MaxAge, default_max_age
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,7 @@ class Exporter:
         self.config = config
         self.pollers = [CatalogPoller(c, listener, resume, backfill) for c in config.catalogs]
         self.exposition = Exposition()
+        self.max_age: MaxAge = default_max_age
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -53,10 +55,14 @@ class Exporter:
         """Tell whether every catalog had its first poll (good or bad)."""
         return all(p.attempted.is_set() for p in self.pollers)
 
-    def metrics(self) -> bytes:
-        """Return the exposition, polling first where the last poll is older than allowed."""
+    def refresh(self) -> None:
+        """Poll first where the last poll is older than scrape_min_interval (single flight)."""
         for poller in self.pollers:
             poller.maybe_poll(self.config.scrape_min_interval, wait=SCRAPE_WAIT)
+
+    def metrics(self) -> bytes:
+        """Return the exposition, polling first where the last poll is older than allowed."""
+        self.refresh()
         return self.exposition.render(
             [p.rendered for p in self.pollers], [p.health() for p in self.pollers]
         )

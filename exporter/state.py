@@ -258,7 +258,8 @@ class CatalogState:
     def running(self) -> dict[Key, float]:
         """Return the active backups by key, with the earliest start time of each."""
         out: dict[Key, float] = {}
-        for rec in self.active.values():
+        # list() copies in one step under the GIL: safe while the poll thread updates the dict.
+        for rec in list(self.active.values()):
             client = self.clients.get(rec.client_id)
             level = level_name(rec.level)
             if rec.type != BACKUP or client is None or level is None:
