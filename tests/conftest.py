@@ -14,6 +14,7 @@ import pymysql
 import pytest
 
 from exporter.config import CatalogConfig
+from tests.server import served  # noqa: F401 - a fixture for every test module
 
 ROOT = Path(__file__).resolve().parent.parent
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}

@@ -1,12 +1,8 @@
 """The real server: routes, scrape-triggered polls, single-flight, and the demo command."""
 
-import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,58 +14,7 @@ from exporter.config import parse_config
 from exporter.demo import DEMO_ZONE, build_demo, write_demo_catalog
 from exporter.poller import CatalogPoller
 from tests.promtext import samples, value
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    """Return a free TCP port on loopback."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start(args: list[str], port: int) -> subprocess.Popen[bytes]:
-    """Start the exporter and wait until /readyz answers 200."""
-    proc = subprocess.Popen([sys.executable, "-m", "exporter", *args], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None:
-            break
-        time.sleep(0.1)
-    proc.kill()
-    raise AssertionError(f"exporter did not become ready: {proc.stdout.read()!r}")  # type: ignore[union-attr]
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """Stop the exporter."""
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """The exporter over a demo catalog; polls only when scraped."""
-    db = tmp_path / "bacula.db"
-    write_demo_catalog(db)
-    port = free_port()
-    cfg = tmp_path / "config.yml"
-    cfg.write_text(
-        f'listen: "127.0.0.1:{port}"\npoll_interval: 1h\nscrape_min_interval: 0s\n'
-        f"catalogs:\n  - name: demo\n    url: 'sqlite:///{db}'\n    timezone: {DEMO_ZONE}\n"
-    )
-    proc = start(["--config", str(cfg)], port)
-    yield f"http://127.0.0.1:{port}", db
-    stop(proc)
+from tests.server import free_port, start, stop
 
 
 def test_routes(served: tuple[str, Path]) -> None:

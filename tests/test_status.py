@@ -16,8 +16,6 @@ from exporter.catalog.builder import CatalogBuilder
 from exporter.page import render_page
 from exporter.status import CatalogHealth, Row, State, human_age, level_of_trouble
 from tests.conftest import IN_CI
-from tests.test_http import served  # noqa: F401 - the fixture
-from tests.test_http import free_port, start, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "test-output"
@@ -66,7 +64,7 @@ def test_page_escapes_catalog_text() -> None:
     assert page.count('nonce="n0nce"') == 2  # the one style and the one script
 
 
-def test_page_route_and_headers(served: tuple[str, Path]) -> None:  # noqa: F811
+def test_page_route_and_headers(served: tuple[str, Path]) -> None:
     """GET / serves the overview with a strict content security policy."""
     base, _ = served
     resp = httpx.get(f"{base}/")
@@ -104,7 +102,7 @@ def browse(url: str, *extra: str) -> str:
 
 
 @pytest.mark.integration
-def test_page_in_real_chromium(served: tuple[str, Path]) -> None:  # noqa: F811
+def test_page_in_real_chromium(served: tuple[str, Path]) -> None:
     """The page renders, its filter hides the other rows, and screenshots are saved."""
     base, _ = served
     OUTPUT.mkdir(exist_ok=True)

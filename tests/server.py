@@ -1,0 +1,67 @@
+"""Start and stop the real exporter process for tests."""
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from exporter.demo import DEMO_ZONE, write_demo_catalog
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """Return a free TCP port on loopback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(args: list[str], port: int) -> subprocess.Popen[bytes]:
+    """Start the exporter and wait until /readyz answers 200."""
+    proc = subprocess.Popen([sys.executable, "-m", "exporter", *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(f"exporter did not become ready: {proc.stdout.read()!r}")  # type: ignore[union-attr]
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop the exporter."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """The exporter over a demo catalog; polls only when scraped."""
+    db = tmp_path / "bacula.db"
+    write_demo_catalog(db)
+    port = free_port()
+    cfg = tmp_path / "config.yml"
+    cfg.write_text(
+        f'listen: "127.0.0.1:{port}"\npoll_interval: 1h\nscrape_min_interval: 0s\n'
+        f"catalogs:\n  - name: demo\n    url: 'sqlite:///{db}'\n    timezone: {DEMO_ZONE}\n"
+    )
+    proc = start(["--config", str(cfg)], port)
+    yield f"http://127.0.0.1:{port}", db
+    stop(proc)
+
+
