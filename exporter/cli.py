@@ -32,6 +32,8 @@ def _serve(config: Config) -> int:
         uvicorn.run(
             create_app(exporter), host=config.host, port=config.port,
             log_level=config.log_level, access_log=False,
+            ssl_certfile=str(config.tls.cert_file) if config.tls else None,
+            ssl_keyfile=str(config.tls.key_file) if config.tls else None,
         )
     finally:
         exporter.stop()

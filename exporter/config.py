@@ -162,6 +162,20 @@ class CatalogConfig(Strict):
         return None
 
 
+class TLSConfig(Strict):
+    """HTTPS for the exporter's own server."""
+
+    cert_file: Path
+    key_file: Path
+
+    @field_validator("cert_file", "key_file")
+    @classmethod
+    def _readable(cls, path: Path) -> Path:
+        if not os.access(path, os.R_OK):
+            raise ValueError(f"cannot read {path}")
+        return path
+
+
 class Config(Strict):
     """The whole configuration file."""
 
@@ -169,6 +183,7 @@ class Config(Strict):
     poll_interval: Duration = 30.0
     scrape_min_interval: Duration = 5.0  # a scrape polls first when the last poll is older
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    tls: TLSConfig | None = None
     catalogs: list[CatalogConfig] = Field(min_length=1)
 
     @field_validator("listen")

@@ -1,6 +1,7 @@
 """Start and stop the real exporter process for tests."""
 
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -22,14 +23,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(args: list[str], port: int) -> subprocess.Popen[bytes]:
+def start(
+    args: list[str], port: int, scheme: str = "http", verify: ssl.SSLContext | bool = True
+) -> subprocess.Popen[bytes]:
     """Start the exporter and wait until /readyz answers 200."""
     proc = subprocess.Popen([sys.executable, "-m", "exporter", *args], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+            url = f"{scheme}://127.0.0.1:{port}/readyz"
+            if httpx.get(url, timeout=1, verify=verify).status_code == 200:
                 return proc
         except httpx.TransportError:
             pass
@@ -37,7 +41,8 @@ def start(args: list[str], port: int) -> subprocess.Popen[bytes]:
             break
         time.sleep(0.1)
     proc.kill()
-    raise AssertionError(f"exporter did not become ready: {proc.stdout.read()!r}")  # type: ignore[union-attr]
+    output = proc.stdout.read() if proc.stdout else b""
+    raise AssertionError(f"exporter did not become ready: {output!r}")
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

@@ -1,6 +1,8 @@
 """The real server: routes, scrape-triggered polls, single-flight, and the demo command."""
 
 import sqlite3
+import ssl
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -108,3 +110,30 @@ def test_demo_command(tmp_path: Path) -> None:
         assert name in names
     statuses = {dict(k[1]).get("status") for k in found if k[0] == "bacula_job_last_run_status"}
     assert {"ok", "error", "canceled"} <= statuses
+
+
+def test_tls_with_a_self_signed_certificate(tmp_path: Path) -> None:
+    """With tls configured the server speaks HTTPS only, with the certificate from the files."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+         "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key),
+         "-out", str(cert)], check=True, capture_output=True, timeout=60,
+    )
+    db = tmp_path / "bacula.db"
+    write_demo_catalog(db)
+    port = free_port()
+    cfg = tmp_path / "config.yml"
+    cfg.write_text(
+        f'listen: "127.0.0.1:{port}"\ntls: {{cert_file: "{cert}", key_file: "{key}"}}\n'
+        f"catalogs:\n  - {{name: demo, url: 'sqlite:///{db}', timezone: {DEMO_ZONE}}}\n"
+    )
+    trust = ssl.create_default_context(cafile=str(cert))
+    proc = start(["--config", str(cfg)], port, scheme="https", verify=trust)
+    try:
+        resp = httpx.get(f"https://127.0.0.1:{port}/metrics", verify=trust)
+        assert resp.status_code == 200 and "bacula_catalog_up" in resp.text
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+    finally:
+        stop(proc)
