@@ -47,6 +47,7 @@ STATE_FAMILIES = _families(
     ("bacula_job_runs_total", "counter", "Finished backup runs seen in the catalog."),
     ("bacula_job_failures_total", "counter",
      "Finished backup runs that failed (error, canceled)."),
+    ("bacula_job_bytes_total", "counter", "Bytes written by finished backup runs."),
     ("bacula_job_running", "gauge", "1 while a backup of this job and level runs or waits."),
     ("bacula_job_running_start_timestamp_seconds", "gauge",
      "Start (or schedule) time of the oldest running backup of this job and level."),
@@ -118,6 +119,7 @@ def render_state(catalog: str, state: CatalogState) -> Lines:
         if s.runs:
             out["bacula_job_runs_total"].append(f"{{{key}}} {s.runs}")
             out["bacula_job_failures_total"].append(f"{{{key}}} {s.failures}")
+            out["bacula_job_bytes_total"].append(f"{{{key}}} {s.bytes}")
         if s.last_copy is not None:
             out["bacula_job_last_copy_timestamp_seconds"].append(
                 f"{{{key}}} {number(s.last_copy)}"

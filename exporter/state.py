@@ -86,6 +86,7 @@ class Aggregate:
     max_job_id: int
     min_job_id: int
     max_job_tdate: int
+    bytes: int = 0  # SUM(JobBytes)
 
 
 @dataclass(slots=True)
@@ -110,6 +111,7 @@ class Series:
     failure_reason: str = ""  # the telling Log line of the last failure
     runs: int = 0
     failures: int = 0
+    bytes: int = 0  # written by all finished runs, for "bytes per day"
     last_copy: float | None = None
 
 
@@ -181,6 +183,7 @@ class CatalogState:
             if agg.type == BACKUP:
                 series = self.series.setdefault(key, Series())
                 series.runs += agg.count
+                series.bytes += agg.bytes
                 if cls in FAILED:
                     series.failures += agg.count
             elif agg.type == COPY and is_success(cls, self.warning_is_success):
@@ -229,6 +232,7 @@ class CatalogState:
             run = Run(rec.job_id, rec.finished_at or 0.0, cls, rec.bytes, rec.files, rec.duration)
             if count:
                 series.runs += 1
+                series.bytes += rec.bytes
                 series.failures += cls in FAILED
             if series.last_run is None or rec.job_id >= series.last_run.job_id:
                 series.last_run = run

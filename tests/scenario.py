@@ -79,24 +79,25 @@ def expected(catalog: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float
         put("bacula_job_last_success_duration_seconds", duration, **labels)
 
     def last(client: str, job: str, level: str, end: float, status: str, runs: int,
-             failures: int) -> None:
+             failures: int, nbytes: int = 0) -> None:
         labels = {"client": client, "job": job, "level": level}
         put("bacula_job_last_run_timestamp_seconds", int(end), **labels)
         put("bacula_job_last_run_status", 1, status=status, **labels)
         put("bacula_job_runs_total", runs, **labels)
         put("bacula_job_failures_total", failures, **labels)
+        put("bacula_job_bytes_total", nbytes, **labels)
 
     a, b_ = ("alpha-fd", "BackupAlpha"), ("beta-fd", "BackupBeta")
     success(*a, "full", T0 + H + 600, 1000, 10, 600)
-    last(*a, "full", T0 + H + 600, "ok", 1, 0)
+    last(*a, "full", T0 + H + 600, "ok", 1, 0, 1000)
     put("bacula_job_last_copy_timestamp_seconds", int(T0 + H + 600), client=a[0], job=a[1],
         level="full")
     success(*a, "incremental", T0 + 2 * D + H + 120, 150, 3, 120)
-    last(*a, "incremental", T0 + 2 * D + H + 120, "warning", 2, 0)
+    last(*a, "incremental", T0 + 2 * D + H + 120, "warning", 2, 0, 250)
     success(*a, "differential", DST_START + H, 500, 5, 3600)
-    last(*a, "differential", DST_START + H, "ok", 1, 0)
+    last(*a, "differential", DST_START + H, "ok", 1, 0, 500)
     success(*b_, "full", T0 + 3 * H + 300, 2000, 20, 300)
-    last(*b_, "full", T0 + 2 * D + 3 * H + 5, "canceled", 3, 2)
+    last(*b_, "full", T0 + 2 * D + 3 * H + 5, "canceled", 3, 2, 2000)
     put("bacula_job_last_failure_timestamp_seconds", int(T0 + 2 * D + 3 * H + 5), client=b_[0],
         job=b_[1], level="full")
     last("gamma-fd", "BackupGamma", "full", T0 + 3 * H + 10, "error", 1, 1)

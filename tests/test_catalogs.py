@@ -109,6 +109,7 @@ def test_scenario_cold_start_then_incremental(make_catalog: Any, engine: str, ve
     )
     assert value(found, "bacula_job_runs_total", **gamma) == 2
     assert value(found, "bacula_job_failures_total", **gamma) == 1
+    assert value(found, "bacula_job_bytes_total", **gamma) == 10
     delta = {"catalog": name, "client": "delta-fd", "job": "BackupDelta", "level": "full"}
     assert value(found, "bacula_job_running", **delta) is None
     assert value(found, "bacula_job_last_success_timestamp_seconds", **delta) == end14

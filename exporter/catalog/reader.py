@@ -201,7 +201,7 @@ class Reader:
         has_errors = "CASE WHEN JobErrors > 0 THEN 1 ELSE 0 END"
         rows = session.query(
             f"SELECT ClientId, Name, Type, Level, JobStatus, {has_errors}, COUNT(*), "
-            "MAX(JobId), MIN(JobId), MAX(JobTDate) FROM Job WHERE JobId <= %s "
+            "MAX(JobId), MIN(JobId), MAX(JobTDate), SUM(JobBytes) FROM Job WHERE JobId <= %s "
             f"GROUP BY ClientId, Name, Type, Level, JobStatus, {has_errors}",
             [self.watermark],
         )
@@ -214,7 +214,7 @@ class Reader:
             type_, level, status = (str(c) for c in codes)
             aggregates.append(Aggregate(
                 _int(row[0]), name, type_, level, status, bool(_int(row[5])), _int(row[6]),
-                _int(row[7]), _int(row[8]), _int(row[9]),
+                _int(row[7]), _int(row[8]), _int(row[9]), _int(row[10]),
             ))
         state.seed(aggregates)
         state.apply(self._by_ids(session, _latest_ids(aggregates, state), state), count=False)
