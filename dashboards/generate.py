@@ -1,0 +1,215 @@
+"""Generate the Grafana dashboards as code: `python dashboards/generate.py` rewrites the JSON."""
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from grafana_foundation_sdk.builders import (
+    bargauge,
+    dashboard,
+    prometheus,
+    stat,
+    table,
+    timeseries,
+)
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models.dashboard import (
+    DataSourceRef,
+    DataTransformerConfig,
+    VariableRefresh,
+    VariableSort,
+)
+
+HERE = Path(__file__).resolve().parent
+DS = DataSourceRef(type_val="prometheus", uid="${datasource}")
+SEL = 'catalog=~"$catalog",client=~"$client"'
+KEYS = "catalog,client,job,level"
+
+
+def query(expr: str, legend: str = "", instant: bool = False) -> prometheus.Dataquery:
+    """A Prometheus query bound to the datasource variable."""
+    q = prometheus.Dataquery().expr(expr).datasource(DS)
+    if legend:
+        q = q.legend_format(legend)
+    return q.instant().format("table") if instant else q.range()  # type: ignore[arg-type]
+
+
+def variables(d: dashboard.Dashboard, multi_client: bool) -> dashboard.Dashboard:
+    """The datasource, catalog and client variables every dashboard has."""
+    d = d.with_variable(
+        dashboard.DatasourceVariable("datasource").label("Data source").type("prometheus")
+    )
+    d = d.with_variable(
+        dashboard.QueryVariable("catalog").label("Catalog").datasource(DS)
+        .query("label_values(bacula_catalog_up, catalog)")
+        .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(VariableSort.ALPHABETICAL_ASC).multi(True).include_all(True).all_value(".*")
+    )
+    client = (
+        dashboard.QueryVariable("client").label("Client").datasource(DS)
+        .query('label_values(bacula_client_info{catalog=~"$catalog"}, client)')
+        .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED).sort(VariableSort.ALPHABETICAL_ASC)
+    )
+    if multi_client:
+        client = client.multi(True).include_all(True).all_value(".*")
+    return d.with_variable(client)
+
+
+def overview() -> dashboard.Dashboard:
+    """Which customer is unprotected: SLA, failures, copies, running jobs, health."""
+    d = (
+        dashboard.Dashboard("Bacula / Overview").uid("bacula-overview")
+        .tags(["bacula", "backup"]).refresh("1m").time("now-7d", "now").timezone("browser")
+        .description("Per client and job: last good backup against its SLA, failures, copies.")
+    )
+    d = variables(d, multi_client=True)
+    d = d.with_row(dashboard.Row("Protection at a glance"))
+    d = d.with_panel(
+        stat.Panel().title("Backups out of SLA").span(6).height(4).datasource(DS)
+        .with_target(query(
+            f"count((time() - bacula_job_last_success_timestamp_seconds{{{SEL}}}) "
+            f"> on({KEYS}) bacula_sla_max_age_seconds) or vector(0)"))
+        .description("Job levels whose last success is older than the SLA allows.")
+    )
+    d = d.with_panel(
+        stat.Panel().title("Clients never backed up").span(6).height(4).datasource(DS)
+        .with_target(query(
+            f"count(bacula_client_info{{{SEL}}} unless on(catalog,client) "
+            "bacula_job_last_success_timestamp_seconds) or vector(0)"))
+    )
+    d = d.with_panel(
+        stat.Panel().title("Last run failed").span(6).height(4).datasource(DS)
+        .with_target(query(
+            f'count(bacula_job_last_run_status{{{SEL},status=~"error|canceled"}} == 1) '
+            "or vector(0)"))
+    )
+    d = d.with_panel(
+        stat.Panel().title("Running jobs").span(6).height(4).datasource(DS)
+        .with_target(query(f"sum(bacula_job_running{{{SEL}}}) or vector(0)"))
+    )
+    d = d.with_row(dashboard.Row("Per job"))
+    d = d.with_panel(
+        table.Panel().title("Age of the last success against the SLA").span(24).height(10)
+        .datasource(DS).unit("s")
+        .description("Age of the last good backup per client, job and level; SLA column: limit.")
+        .with_target(query(
+            f"time() - bacula_job_last_success_timestamp_seconds{{{SEL}}}", instant=True)
+            .ref_id("age"))
+        .with_target(query(f"bacula_sla_max_age_seconds{{{SEL}}}", instant=True).ref_id("sla"))
+        .with_transformation(DataTransformerConfig(id_val="merge", options={}))
+    )
+    d = d.with_panel(
+        table.Panel().title("Status of the last run").span(12).height(8).datasource(DS)
+        .with_target(query(f"bacula_job_last_run_status{{{SEL}}} == 1", instant=True))
+    )
+    d = d.with_panel(
+        table.Panel().title("Offsite copy lag").span(12).height(8).datasource(DS).unit("s")
+        .description("Newest backup minus the newest backup that has a successful copy.")
+        .with_target(query(
+            f"bacula_job_last_success_timestamp_seconds{{{SEL}}} - on({KEYS}) "
+            "bacula_job_last_copy_timestamp_seconds", instant=True))
+    )
+    d = d.with_row(dashboard.Row("Over time"))
+    d = d.with_panel(
+        timeseries.Panel().title("Failed runs").span(8).height(8).datasource(DS)
+        .with_target(query(
+            f"sum by (client) (increase(bacula_job_failures_total{{{SEL}}}[1h]))", "{{client}}"))
+    )
+    d = d.with_panel(
+        timeseries.Panel().title("Bytes written per day").span(8).height(8).datasource(DS)
+        .unit("bytes")
+        .with_target(query(
+            f"sum by (client) (increase(bacula_job_bytes_total{{{SEL}}}[1d]))", "{{client}}"))
+    )
+    d = d.with_panel(
+        timeseries.Panel().title("Running jobs").span(8).height(8).datasource(DS)
+        .with_target(query(f"sum by (client) (bacula_job_running{{{SEL}}})", "{{client}}"))
+    )
+    d = d.with_row(dashboard.Row("Pools, catalogs and the exporter"))
+    d = d.with_panel(
+        bargauge.Panel().title("Volumes by pool and status").span(12).height(8).datasource(DS)
+        .with_target(query('sum by (pool, status) (bacula_pool_volumes{catalog=~"$catalog"})',
+                           "{{pool}} {{status}}"))
+    )
+    d = d.with_panel(
+        timeseries.Panel().title("Catalog up and poll duration").span(12).height(8)
+        .datasource(DS)
+        .with_target(query('bacula_catalog_up{catalog=~"$catalog"}', "{{catalog}} up"))
+        .with_target(query('bacula_catalog_poll_duration_seconds{catalog=~"$catalog"}',
+                           "{{catalog}} poll s"))
+        .with_target(query(
+            'time() - bacula_catalog_last_poll_success_timestamp_seconds{catalog=~"$catalog"}',
+            "{{catalog}} since last good poll s"))
+    )
+    return d
+
+
+def client_dashboard() -> dashboard.Dashboard:
+    """One client: run history, duration and size trends, last failure."""
+    one = 'catalog=~"$catalog",client="$client"'
+    d = (
+        dashboard.Dashboard("Bacula / Client").uid("bacula-client").tags(["bacula", "backup"])
+        .refresh("1m").time("now-30d", "now").timezone("browser")
+        .description("One client's backups: history, trends and the last failure.")
+    )
+    d = variables(d, multi_client=False)
+    d = d.with_panel(
+        table.Panel().title("Last success per job and level").span(12).height(8)
+        .datasource(DS).unit("dateTimeAsIso")
+        .with_target(query(f"bacula_job_last_success_timestamp_seconds{{{one}}} * 1000",
+                           instant=True))
+    )
+    d = d.with_panel(
+        table.Panel().title("Last failure").span(12).height(8).datasource(DS)
+        .unit("dateTimeAsIso")
+        .with_target(query(f"bacula_job_last_failure_timestamp_seconds{{{one}}} * 1000",
+                           instant=True))
+    )
+    d = d.with_panel(
+        timeseries.Panel().title("Runs and failures per hour").span(24).height(8).datasource(DS)
+        .with_target(query(f"sum by (job, level) (increase(bacula_job_runs_total{{{one}}}[1h]))",
+                           "{{job}} {{level}} runs"))
+        .with_target(query(
+            f"sum by (job, level) (increase(bacula_job_failures_total{{{one}}}[1h]))",
+            "{{job}} {{level}} failures"))
+    )
+    d = d.with_panel(
+        timeseries.Panel().title("Duration of the last success").span(12).height(8)
+        .datasource(DS).unit("s")
+        .with_target(query(f"bacula_job_last_success_duration_seconds{{{one}}}",
+                           "{{job}} {{level}}"))
+    )
+    d = d.with_panel(
+        timeseries.Panel().title("Size of the last success").span(12).height(8).datasource(DS)
+        .unit("bytes")
+        .with_target(query(f"bacula_job_last_success_bytes{{{one}}}", "{{job}} {{level}}"))
+    )
+    return d
+
+
+DASHBOARDS = {"overview.json": overview, "client.json": client_dashboard}
+
+
+def number(model: dict[str, Any]) -> dict[str, Any]:
+    """Give panels unique ids and queries their letters (the builders leave both unset)."""
+    for i, panel in enumerate(model["panels"], start=1):
+        panel["id"] = i
+        for j, target in enumerate(panel.get("targets", [])):
+            target["refId"] = target.get("refId") or "ABCDEFGH"[j]
+    return model
+
+
+def render() -> dict[str, str]:
+    """Return the JSON text of every dashboard by file name."""
+    out = {}
+    for name, build in DASHBOARDS.items():
+        model = json.loads(json.dumps(build().build(), cls=JSONEncoder))
+        out[name] = json.dumps(number(model), indent=2, sort_keys=True) + "\n"
+    return out
+
+
+if __name__ == "__main__":
+    for name, text in render().items():
+        (HERE / name).write_text(text)
+        print(f"wrote {HERE / name}", file=sys.stderr)
