@@ -89,6 +89,7 @@ class CatalogConfig(Strict):
     statement_timeout: Duration = 10.0
     connect_timeout: Duration = 5.0
     refresh_interval: Duration = 300.0  # full re-read of clients, pools and volumes
+    restore_window: Duration = 0.0  # how far back restore points are computed; 0 = off
     warning_is_success: bool = True
 
     @field_validator("url")

@@ -53,6 +53,14 @@ STATE_FAMILIES = _families(
      "Start (or schedule) time of the oldest running backup of this job and level."),
     ("bacula_job_last_copy_timestamp_seconds", "gauge",
      "Source time (JobTDate) of the newest backup of this job that has a successful copy."),
+    ("bacula_job_restore_points", "gauge",
+     "Points in time within the restore window that can still be restored (0 = none)."),
+    ("bacula_job_oldest_restore_point_timestamp_seconds", "gauge",
+     "Oldest point in time that can still be restored from the catalog."),
+    ("bacula_job_newest_restore_point_timestamp_seconds", "gauge",
+     "Newest point in time that can be restored from the catalog."),
+    ("bacula_job_restore_chain_jobs", "gauge",
+     "Jobs (full, differential, incrementals) needed to restore the newest point."),
     ("bacula_client_info", "gauge", "1 for every Client row of the catalog."),
     ("bacula_restore_runs_total", "counter", "Finished restore jobs by client and status class."),
     ("bacula_pool_volumes", "gauge", "Volumes of a pool by volume status."),
@@ -128,6 +136,17 @@ def render_state(catalog: str, state: CatalogState) -> Lines:
         key = f'{cat},client="{escape(client)}",job="{escape(job)}",level="{level}"'
         out["bacula_job_running"].append(f"{{{key}}} 1")
         out["bacula_job_running_start_timestamp_seconds"].append(f"{{{key}}} {number(start)}")
+    for (client, job), cover in sorted(state.coverage.items()):
+        key = f'{cat},client="{escape(client)}",job="{escape(job)}"'
+        out["bacula_job_restore_points"].append(f"{{{key}}} {cover.points if cover else 0}")
+        if cover is not None:
+            out["bacula_job_oldest_restore_point_timestamp_seconds"].append(
+                f"{{{key}}} {number(cover.oldest)}"
+            )
+            out["bacula_job_newest_restore_point_timestamp_seconds"].append(
+                f"{{{key}}} {number(cover.newest)}"
+            )
+            out["bacula_job_restore_chain_jobs"].append(f"{{{key}}} {cover.chain_jobs}")
     for info in sorted(state.clients.values(), key=lambda c: c.name):
         out["bacula_client_info"].append(
             f'{{{cat},client="{escape(info.name)}",uname="{escape(info.uname)}"}} 1'

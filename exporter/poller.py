@@ -139,7 +139,9 @@ class CatalogPoller:
                 if self.reader.info is None:
                     self.state = CatalogState(warning_is_success=self.cfg.warning_is_success)
                     self._rendered_generation = -1
-                    self.reader = Reader(self.cfg.zone, info=info)
+                    self.reader = Reader(
+                        self.cfg.zone, info=info, restore_window=self.cfg.restore_window
+                    )
                     self.reader.cold_start(session, self.state)
                     log.info(
                         "catalog %s: %s %s schema %d, %d jobs tracked", self.cfg.name,

@@ -16,6 +16,7 @@ from exporter.codes import (
     is_success,
     level_name,
 )
+from exporter.restore_points import Coverage
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +147,7 @@ class CatalogState:
     restores: Counter[tuple[str, str]] = field(default_factory=Counter)
     pools: dict[str, Pool] = field(default_factory=dict)
     skipped: Counter[str] = field(default_factory=Counter)
+    coverage: dict[tuple[str, str], Coverage | None] = field(default_factory=dict)
     generation: int = 0  # bumped on every change, so renderers know when to redo their work
 
     def set_clients(self, clients: dict[int, Client], replace: bool = False) -> None:
@@ -159,6 +161,12 @@ class CatalogState:
         """Replace the pool and volume summary."""
         if pools != self.pools:
             self.pools = pools
+            self.generation += 1
+
+    def set_coverage(self, coverage: dict[tuple[str, str], Coverage | None]) -> None:
+        """Replace the restore points per (client, job)."""
+        if coverage != self.coverage:
+            self.coverage = coverage
             self.generation += 1
 
     def skip(self, reason: str, count: int = 1) -> None:

@@ -31,7 +31,9 @@ class CatalogBuilder:
 
     zone: ZoneInfo
     rows: dict[str, list[dict[str, Any]]] = field(
-        default_factory=lambda: {t: [] for t in ("Client", "Pool", "Media", "Job", "Log")}
+        default_factory=lambda: {
+            t: [] for t in ("Client", "Pool", "Media", "Job", "JobMedia", "Log")
+        }
     )
     _ids: dict[str, int] = field(default_factory=dict)
     _clients: dict[str, int] = field(default_factory=dict)
@@ -98,6 +100,13 @@ class CatalogBuilder:
              "PoolId": self.pool(pool), "PriorJobId": prior_job_id}
         )
         return jid
+
+    def job_media(self, job_id: int, media_id: int) -> None:
+        """Record that a job wrote to a volume."""
+        self.rows["JobMedia"].append(
+            {"JobMediaId": self._next("JobMedia"), "JobId": job_id, "MediaId": media_id,
+             "FirstIndex": 1, "LastIndex": 1}
+        )
 
     def log(self, job_id: int, when: float, text: str) -> None:
         """Add a Log row."""

@@ -18,11 +18,13 @@ from exporter.codes import (
     ACTIVE_CODES,
     FAILED,
     FINISHED_CODES,
+    SUCCESS_CODES,
     StatusClass,
     classify,
     is_success,
 )
 from exporter.codes import level_name as level_label
+from exporter.restore_points import UNUSABLE_VOLUMES, BackupJob, Coverage, coverage
 from exporter.state import Aggregate, CatalogState, Client, FinishedJob, JobRecord, Pool
 from exporter.timeutil import local_to_epoch
 
@@ -85,6 +87,11 @@ def _text(value: Any, state: CatalogState) -> str | None:
     return str(value)
 
 
+def _codes_list(words: Iterable[str]) -> str:
+    """Return an SQL IN list of constant words (from the code, never input)."""
+    return ", ".join(f"'{w}'" for w in words)
+
+
 def _codes(codes: str) -> str:
     """Return an SQL IN list of one-letter codes (constants from exporter.codes, never input)."""
     return ", ".join(f"'{c}'" for c in codes)
@@ -101,6 +108,8 @@ class Reader:
     gaps: dict[int, float] = field(default_factory=dict)
     last_refresh: float = 0.0
     status_text: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_STATUS_TEXT))
+    restore_window: float = 0.0
+    window_start: int = 0  # lowest JobId that can lie inside the restore window
 
     def job_columns(self) -> str:
         """Return the Job columns to select, in the order record() reads them."""
@@ -168,6 +177,8 @@ class Reader:
         self.client_watermark = max([self.client_watermark, *clients])
         if full:
             state.set_pools(self._pools(session, state))
+            if self.restore_window > 0:
+                state.set_coverage(self._coverage(session, state))
             self.last_refresh = time.monotonic()
 
     def _pools(self, session: Session, state: CatalogState) -> dict[str, Pool]:
@@ -189,6 +200,40 @@ class Reader:
                 pool.volumes[key] = pool.volumes.get(key, 0) + _int(row[3])
             pools[name] = Pool(pool.volumes, pool.bytes + max(0, _int(row[4])), pool.max_volumes)
         return pools
+
+    def _coverage(
+        self, session: Session, state: CatalogState
+    ) -> dict[tuple[str, str], Coverage | None]:
+        """Read the good backups inside the restore window with the state of their volumes."""
+        since = int(time.time() - self.restore_window)
+        # JobId order follows time closely enough to bound the scan; JobTDate decides.
+        top = session.query(
+            "SELECT MIN(JobId) FROM Job WHERE JobId >= %s AND JobTDate >= %s",
+            [self.window_start, since],
+        )
+        self.window_start = _int(top[0][0]) if top and top[0][0] is not None else self.watermark
+        bad = _codes_list(UNUSABLE_VOLUMES)
+        rows = session.query(
+            "SELECT j.JobId, j.ClientId, j.Name, j.Level, j.JobTDate, COUNT(m.MediaId), "
+            f"SUM(CASE WHEN m.VolStatus IN ({bad}) THEN 1 ELSE 0 END) "
+            "FROM Job j LEFT JOIN JobMedia jm ON jm.JobId = j.JobId "
+            "LEFT JOIN Media m ON m.MediaId = jm.MediaId "
+            "WHERE j.JobId >= %s AND j.JobTDate >= %s AND j.Type = 'B' "
+            f"AND j.JobStatus IN ({_codes(SUCCESS_CODES)}) "
+            "GROUP BY j.JobId, j.ClientId, j.Name, j.Level, j.JobTDate",
+            [self.window_start, since],
+        )
+        jobs: dict[tuple[str, str], list[BackupJob]] = {}
+        for job_id, client_id, name, level, tdate, volumes, unusable in rows:
+            client, job, code = state.clients.get(_int(client_id)), _text(name, state), _text(
+                level, state)
+            if client is None or job is None or code is None:
+                continue
+            usable = _int(volumes) > 0 and _int(unusable) == 0
+            jobs.setdefault((client.name, job), []).append(
+                BackupJob(_int(job_id), float(_int(tdate)), code, usable)
+            )
+        return {key: coverage(found) for key, found in jobs.items()}
 
     def cold_start(self, session: Session, state: CatalogState) -> None:
         """Build the state from the whole catalog with one GROUP BY pass and point lookups."""

@@ -1,0 +1,101 @@
+"""Restore-point coverage: the chain rule on plain data and on catalogs of every engine."""
+
+import time
+from contextlib import closing
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from exporter.catalog.builder import CatalogBuilder
+from exporter.poller import CatalogPoller
+from exporter.restore_points import BackupJob, Coverage, coverage
+from tests.test_catalogs import ENGINES, poll
+from tests.promtext import value
+
+D = 86400.0
+
+
+def job(job_id: int, day: float, level: str, usable: bool = True) -> BackupJob:
+    """A good backup on a given day."""
+    return BackupJob(job_id, day * D, level, usable)
+
+
+def test_full_and_incrementals_all_usable() -> None:
+    """Every job of an intact chain is a restore point; the newest needs the whole chain."""
+    assert coverage([job(1, 0, "F"), job(2, 1, "I"), job(3, 2, "I")]) == Coverage(0, 2 * D, 3, 3)
+
+
+def test_purged_incremental_breaks_the_chain_until_the_next_differential() -> None:
+    """Points after a purged incremental are lost; a differential restarts from the full."""
+    jobs = [job(1, 0, "F"), job(2, 1, "I", usable=False), job(3, 2, "I"), job(4, 3, "D"),
+            job(5, 4, "I")]
+    assert coverage(jobs) == Coverage(0, 4 * D, 3, 3)  # points: F, D, I after D
+
+
+def test_failed_full_in_the_middle_keeps_the_previous_chain() -> None:
+    """A failed full never reaches this list, so incrementals keep building on the last good one."""
+    assert coverage([job(1, 0, "F"), job(2, 1, "I"), job(4, 3, "I")]) == Coverage(0, 3 * D, 3, 3)
+
+
+def test_only_full_recycled_leaves_nothing() -> None:
+    """Without a readable full nothing can be restored, however good the incrementals are."""
+    assert coverage([job(1, 0, "F", usable=False), job(2, 1, "I"), job(3, 2, "D")]) is None
+    assert coverage([job(1, 0, "I"), job(2, 1, "D")]) is None  # no full at all
+
+
+def test_virtual_full_starts_a_chain() -> None:
+    """A Virtual Full (level f) is a full."""
+    assert coverage([job(1, 0, "f"), job(2, 1, "I")]) == Coverage(0, D, 2, 2)
+
+
+def build(now: float) -> CatalogBuilder:
+    """Three clients: a purged incremental, a recycled only full, a failed full in the middle."""
+    b = CatalogBuilder(ZoneInfo("Europe/Berlin"))
+    vols = {s: b.volume(f"V-{s}", "Full", s, 1, now) for s in ("Full", "Purged", "Append",
+                                                                 "Recycle", "Used", "Error")}
+    t0 = now - 20 * D
+
+    def good(client: str, day: int, level: str, vol: str) -> int:
+        jid = b.job(f"B-{client}", client, t0 + day * D, t0 + day * D + 60, level=level)
+        b.job_media(jid, vols[vol])
+        return jid
+
+    good("a-fd", 0, "F", "Full")
+    good("a-fd", 1, "I", "Purged")
+    good("a-fd", 2, "I", "Append")
+    good("b-fd", 0, "F", "Recycle")
+    good("b-fd", 1, "I", "Used")
+    good("c-fd", 0, "F", "Full")
+    b.job("B-c-fd", "c-fd", t0 + D, t0 + D + 30, status="f")  # the failed full
+    good("c-fd", 2, "I", "Used")
+    good("c-fd", 3, "I", "Error")
+    return b
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("engine", ENGINES)
+def test_restore_points_on_every_engine(make_catalog: Any, engine: str) -> None:
+    """The catalog's volumes and JobMedia rows give the same coverage on every engine."""
+    now = float(int(time.time()))
+    cat = make_catalog(engine, "Europe/Berlin")
+    with closing(cat.cursor()) as cur:
+        build(now).write(cur, engine, 1024)
+    cat.conn.commit()
+    poller = CatalogPoller(cat.config(restore_window="30d"))
+    found = poll(poller)
+    name = cat.config().name
+    t0 = now - 20 * D
+
+    def get(metric: str, client: str) -> float | None:
+        return value(found, metric, catalog=name, client=client, job=f"B-{client}")
+
+    assert get("bacula_job_restore_points", "a-fd") == 1  # only the full: the chain broke
+    assert get("bacula_job_oldest_restore_point_timestamp_seconds", "a-fd") == t0 + 60
+    assert get("bacula_job_newest_restore_point_timestamp_seconds", "a-fd") == t0 + 60
+    assert get("bacula_job_restore_points", "b-fd") == 0
+    assert get("bacula_job_newest_restore_point_timestamp_seconds", "b-fd") is None
+    assert get("bacula_job_restore_points", "c-fd") == 2  # full and day 2; day 3 is on Error
+    assert get("bacula_job_newest_restore_point_timestamp_seconds", "c-fd") == t0 + 2 * D + 60
+    assert get("bacula_job_restore_chain_jobs", "c-fd") == 2
+    poller.close()
