@@ -10,8 +10,8 @@ import pytest
 from exporter.catalog.builder import CatalogBuilder
 from exporter.poller import CatalogPoller
 from exporter.restore_points import BackupJob, Coverage, coverage
-from tests.test_catalogs import ENGINES, poll
 from tests.promtext import value
+from tests.test_catalogs import ENGINES, poll
 
 D = 86400.0
 
