@@ -38,6 +38,8 @@ STATE_FAMILIES = _families(
     ("bacula_job_last_success_files", "gauge", "Files written by the last successful backup."),
     ("bacula_job_last_success_duration_seconds", "gauge",
      "Run time of the last successful backup."),
+    ("bacula_job_last_success_encrypted", "gauge",
+     "1 when the last successful backup was encrypted (Bacula 15 catalogs record it), else 0."),
     ("bacula_job_last_run_timestamp_seconds", "gauge",
      "End of the last finished backup run, whatever its outcome."),
     ("bacula_job_last_run_status", "gauge",
@@ -74,6 +76,8 @@ STATE_FAMILIES = _families(
 HEALTH_FAMILIES = _families(
     ("bacula_catalog_up", "gauge", "1 when the last poll of the catalog succeeded."),
     ("bacula_catalog_info", "gauge", "Engine, schema version and product of the catalog."),
+    ("bacula_catalog_encryption_verifiable", "gauge",
+     "1 when the catalog records whether backups are encrypted (Bacula 15), else 0."),
     ("bacula_catalog_poll_duration_seconds", "gauge", "Duration of the last poll."),
     ("bacula_catalog_last_poll_success_timestamp_seconds", "gauge",
      "Time of the last successful poll."),
@@ -116,6 +120,8 @@ def render_state(catalog: str, state: CatalogState) -> Lines:
             out["bacula_job_last_success_duration_seconds"].append(
                 f"{{{key}}} {number(ok.duration)}"
             )
+            if ok.encrypted is not None:
+                out["bacula_job_last_success_encrypted"].append(f"{{{key}}} {int(ok.encrypted)}")
         if s.last_run is not None:
             run = s.last_run
             out["bacula_job_last_run_timestamp_seconds"].append(f"{{{key}}} {number(run.time)}")
@@ -189,6 +195,8 @@ def render_health(health: Iterable[Health]) -> Lines:
         if h.engine:
             info = labels(engine=h.engine, schema_version=str(h.schema_version), product=h.product)
             out["bacula_catalog_info"].append(f"{{{cat},{info}}} 1")
+            verifiable = h.product == "bacula" and h.schema_version >= 1026
+            out["bacula_catalog_encryption_verifiable"].append(f"{{{cat}}} {int(verifiable)}")
         out["bacula_catalog_poll_duration_seconds"].append(f"{{{cat}}} {number(h.poll_duration)}")
         if h.last_success is not None:
             out["bacula_catalog_last_poll_success_timestamp_seconds"].append(

@@ -39,6 +39,7 @@ class JobRecord:
     job_tdate: int = 0
     prior_job_id: int = 0
     pool_id: int = 0
+    encrypted: bool | None = None  # None where the catalog does not record it (before Bacula 15)
 
     @property
     def finished_at(self) -> float | None:
@@ -100,6 +101,7 @@ class Run:
     bytes: int
     files: int
     duration: float
+    encrypted: bool | None = None
 
 
 @dataclass(slots=True)
@@ -237,7 +239,8 @@ class CatalogState:
         """Update the series, copy time or restore counter that a finished row belongs to."""
         if rec.type == BACKUP:
             series = self.series.setdefault(key, Series())
-            run = Run(rec.job_id, rec.finished_at or 0.0, cls, rec.bytes, rec.files, rec.duration)
+            run = Run(rec.job_id, rec.finished_at or 0.0, cls, rec.bytes, rec.files, rec.duration,
+                      rec.encrypted)
             if count:
                 series.runs += 1
                 series.bytes += rec.bytes

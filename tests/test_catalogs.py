@@ -371,3 +371,25 @@ def test_statement_timeout_fails_the_poll_and_the_next_succeeds(
     _wait_until_up(poller)
     assert poller.polls["failure"] == 1
     poller.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_encryption_where_the_catalog_records_it(make_catalog: Any, engine: str) -> None:
+    """Bacula 15 records Job.Encrypted; older catalogs say they cannot tell."""
+    new, old = make_catalog(engine, scenario.ZONE), make_catalog(engine, scenario.ZONE)
+    write_scenario(new, 1026)
+    write_scenario(old, 16)
+    fd_code = 2 if engine == "mysql" else 1  # "encrypted by the FD" in each engine's script
+    new.execute("UPDATE Job SET Encrypted = %s WHERE JobId = 1", (fd_code,))
+    alpha = {"client": "alpha-fd", "job": "BackupAlpha"}
+    for cat, verifiable in ((new, 1), (old, 0)):
+        poller = CatalogPoller(cat.config())
+        found = poll(poller)
+        name = cat.config().name
+        assert value(found, "bacula_catalog_encryption_verifiable", catalog=name) == verifiable
+        full = value(found, "bacula_job_last_success_encrypted", catalog=name, level="full",
+                     **alpha)
+        incremental = value(found, "bacula_job_last_success_encrypted", catalog=name,
+                            level="incremental", **alpha)
+        assert (full, incremental) == ((1, 0) if verifiable else (None, None))
+        poller.close()

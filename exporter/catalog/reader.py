@@ -114,10 +114,10 @@ class Reader:
     def job_columns(self) -> str:
         """Return the Job columns to select, in the order record() reads them."""
         has_real = self.info is not None and self.info.has_real_start
-        real = "RealStartTime, RealEndTime" if has_real else "NULL, NULL"
+        bacula15 = "RealStartTime, RealEndTime, Encrypted" if has_real else "NULL, NULL, NULL"
         return (
             "JobId, Job, Name, Type, Level, ClientId, JobStatus, JobErrors, JobFiles, JobBytes, "
-            f"SchedTime, StartTime, EndTime, JobTDate, PriorJobId, PoolId, {real}"
+            f"SchedTime, StartTime, EndTime, JobTDate, PriorJobId, PoolId, {bacula15}"
         )
 
     def record(self, row: Row, state: CatalogState) -> JobRecord | None:
@@ -143,7 +143,13 @@ class Reader:
             bytes=numbers[2], sched_time=local_to_epoch(row[10], self.zone),
             start_time=start, end_time=end, job_tdate=numbers[3],
             prior_job_id=_int(row[14]), pool_id=_int(row[15]),
+            encrypted=None if row[18] is None else self._encrypted(_int(row[18])),
         )
+
+    def _encrypted(self, value: int) -> bool:
+        """Read Bacula 15's Job.Encrypted, whose codes differ between its create scripts."""
+        # PostgreSQL script: 0 no, 1 fd, 2 sd, 3 both. MySQL: 0 n/a, 1 no, 2 fd, 4 sd, 6 both.
+        return value >= 2 if self.info and self.info.engine == "mysql" else value >= 1
 
     def _records(self, rows: Iterable[Row], state: CatalogState) -> list[JobRecord]:
         """Convert rows, dropping the unusable ones."""
