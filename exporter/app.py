@@ -52,7 +52,8 @@ def create_app(exporter: Exporter) -> FastAPI:
     def status_page(exp: ExporterDep) -> HTMLResponse:
         """Overview of every catalog, client and job for people."""
         exp.refresh()
-        rows, health = overview(exp.pollers, exp.max_age, time.time())
+        expected = [key for p in exp.config.sla.policies for key in p.expected()]
+        rows, health = overview(exp.pollers, exp.max_age, time.time(), expected)
         nonce = secrets.token_urlsafe(16)
         return HTMLResponse(render_page(rows, health, nonce), headers=page_headers(nonce))
 

@@ -74,9 +74,10 @@ def _status(path: str, check: bool) -> int:
         poller.maybe_poll(0, wait=poller.cfg.statement_timeout * 4 + poller.cfg.connect_timeout)
         poller.close()
     now = time.time()
-    from exporter.service import Exporter
+    from exporter.status import sla_max_age
 
-    rows, health = overview(pollers, Exporter(config).max_age, now)
+    expected = [key for policy in config.sla.policies for key in policy.expected()]
+    rows, health = overview(pollers, sla_max_age(config.sla), now, expected)
     code, line = level_of_trouble(rows, health)
     if check:
         print(line)

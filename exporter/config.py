@@ -1,7 +1,6 @@
 """The YAML configuration: strict pydantic models, secrets from files or environment."""
 
 import os
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -19,31 +18,8 @@ from pydantic import (
     model_validator,
 )
 
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
-
-
-def parse_duration(value: object) -> float:
-    """Return seconds for '90s', '1h30m', '7d', '500ms' or a plain number of seconds."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 30s, 5m, 26h or 7d")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and value.strip():
-        text = value.strip()
-        if re.fullmatch(r"\d+(\.\d+)?", text):
-            seconds = float(text)
-        else:
-            parts = _DURATION.findall(text)
-            if "".join(n + u for n, u in parts) != text:
-                raise ValueError(f"{value!r} is not a duration such as 30s, 5m, 26h or 7d")
-            seconds = sum(float(n) * _UNITS[u] for n, u in parts)
-    else:
-        raise ValueError("expected a duration such as 30s, 5m, 26h or 7d")
-    if seconds < 0:
-        raise ValueError("a duration cannot be negative")
-    return seconds
-
+from exporter.durations import parse_duration
+from exporter.sla import SlaConfig, unknown_catalogs
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
@@ -185,6 +161,7 @@ class Config(Strict):
     scrape_min_interval: Duration = 5.0  # a scrape polls first when the last poll is older
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     tls: TLSConfig | None = None
+    sla: SlaConfig = SlaConfig()
     catalogs: list[CatalogConfig] = Field(min_length=1)
 
     @field_validator("listen")
@@ -237,9 +214,14 @@ def parse_config(data: Any, source: str = "config") -> Config:
     if not isinstance(data, dict):
         raise ConfigError(source, ["(top level): expected a mapping of keys"])
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(source, list(_problems(exc))) from None
+    # Cross-references: a policy must name catalogs that exist.
+    problems = unknown_catalogs(config.sla, [c.name for c in config.catalogs])
+    if problems:
+        raise ConfigError(source, problems)
+    return config
 
 
 def load_config(path: str | Path) -> Config:

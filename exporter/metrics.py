@@ -3,10 +3,13 @@
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from prometheus_client import REGISTRY, generate_latest
 
 from exporter import __version__
+from exporter.sla import FAMILIES as SLA_FAMILIES
+from exporter.sla import QuietHours, SlaConfig, effective, quiet_hours_active, sla_samples
 from exporter.state import CatalogState
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -70,6 +73,7 @@ STATE_FAMILIES = _families(
     ("bacula_pool_max_volumes", "gauge", "MaxVols of a pool (0 = no limit)."),
     ("bacula_catalog_skipped_rows_total", "counter",
      "Catalog rows skipped or repaired because they were unusable, by reason."),
+    *(f for f in SLA_FAMILIES if f[0] != "bacula_sla_quiet_hours_active"),
 )
 
 # Rendered on every scrape: small, and they change with every poll.
@@ -83,6 +87,7 @@ HEALTH_FAMILIES = _families(
      "Time of the last successful poll."),
     ("bacula_catalog_polls_total", "counter", "Polls of the catalog by result."),
     ("bacula_exporter_build_info", "gauge", "Version of bacula-exporter."),
+    *(f for f in SLA_FAMILIES if f[0] == "bacula_sla_quiet_hours_active"),
 )
 
 Lines = dict[str, list[str]]
@@ -172,6 +177,42 @@ def render_state(catalog: str, state: CatalogState) -> Lines:
     return out
 
 
+# The jobs with quiet hours, each with its windows: evaluated again on every scrape.
+Quiet = list[tuple[str, Sequence[QuietHours]]]
+
+
+def render_sla(catalog: str, state: CatalogState, sla: SlaConfig) -> tuple[Lines, Quiet]:
+    """Render the SLA limits of every job the catalog has (or a policy expects) in it."""
+    seen = {(catalog, *key) for key in dict(state.series)} | {
+        (catalog, *key) for key in state.running()
+    }
+    out: Lines = {}
+    quiet: Quiet = []
+    for sample in sla_samples(sla.policies, sla.defaults, seen, datetime.now(UTC)):
+        if sample.labels["catalog"] != catalog:
+            continue  # an expected job of another catalog
+        text = labels(**sample.labels)
+        if sample.name == "bacula_sla_quiet_hours_active":
+            lb = sample.labels
+            windows = effective(sla.policies, sla.defaults, catalog, lb["client"], lb["job"])
+            quiet.append((text, windows.quiet_hours))
+        else:
+            out.setdefault(sample.name, []).append(f"{{{text}}} {number(sample.value)}")
+    return out, quiet
+
+
+def render_quiet(quiet: Iterable[tuple[str, Sequence[QuietHours]]], now: datetime) -> Lines:
+    """Render bacula_sla_quiet_hours_active for this instant (each distinct window set once)."""
+    cache: dict[int, bool] = {}
+    lines = []
+    for text, windows in quiet:
+        active = cache.get(id(windows))
+        if active is None:
+            active = cache[id(windows)] = quiet_hours_active(windows, now)
+        lines.append(f"{{{text}}} {int(active)}")
+    return {"bacula_sla_quiet_hours_active": lines}
+
+
 @dataclass(frozen=True)
 class Health:
     """What the health families need to know of one catalog."""
@@ -229,7 +270,10 @@ class Exposition:
         self._states: tuple[Lines, ...] = ()
         self._block = b""
 
-    def render(self, states: Sequence[Lines], health: Iterable[Health]) -> bytes:
+    def render(
+        self, states: Sequence[Lines], health: Iterable[Health],
+        quiet: Sequence[tuple[str, Sequence[QuietHours]]] = (),
+    ) -> bytes:
         """Return the whole exposition; `states` are the per-catalog renderings."""
         # Renderings are replaced, never mutated, so identity tells whether anything changed.
         same = len(states) == len(self._states) and all(
@@ -238,5 +282,6 @@ class Exposition:
         if not same:
             self._block = assemble(STATE_FAMILIES, states).encode()
             self._states = tuple(states)
-        tail = assemble(HEALTH_FAMILIES, [render_health(health)]).encode()
-        return self._block + tail + generate_latest(REGISTRY)
+        now = datetime.now(UTC)
+        tail = assemble(HEALTH_FAMILIES, [render_health(health), render_quiet(quiet, now)])
+        return self._block + tail.encode() + generate_latest(REGISTRY)

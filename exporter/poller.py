@@ -13,7 +13,8 @@ import pymysql
 from exporter.catalog.engines import CatalogError, Session, connect, scrub
 from exporter.catalog.reader import CatalogInfo, Reader, detect
 from exporter.config import CatalogConfig
-from exporter.metrics import Health, Lines, render_state
+from exporter.metrics import Health, Lines, Quiet, render_sla, render_state
+from exporter.sla import SlaConfig
 from exporter.state import CatalogState, FinishedJob, JobRecord
 
 log = logging.getLogger(__name__)
@@ -34,9 +35,10 @@ class CatalogPoller:
 
     def __init__(
         self, cfg: CatalogConfig, listener: Listener | None = None,
-        resume: Resume | None = None, backfill: float = 0.0,
+        resume: Resume | None = None, backfill: float = 0.0, sla: SlaConfig | None = None,
     ) -> None:
         self.cfg = cfg
+        self.sla = sla
         self.resume = resume
         self.backfill = backfill
         self._undelivered: list[FinishedJob] = []
@@ -50,6 +52,7 @@ class CatalogPoller:
         self.polls: Counter[str] = Counter()
         self.attempted = threading.Event()  # set after the first poll, good or bad
         self.rendered: Lines = {}
+        self.quiet: Quiet = []
         self._rendered_generation = -1
         self._session: Session | None = None
         self._lock = threading.Lock()
@@ -103,7 +106,11 @@ class CatalogPoller:
             self.last_duration = time.monotonic() - started
             if self.state.generation != self._rendered_generation:
                 # Render here, under the poll lock, so a scrape never sees a half-updated state.
-                self.rendered = render_state(self.cfg.name, self.state)
+                rendered = render_state(self.cfg.name, self.state)
+                if self.sla is not None:
+                    limits, self.quiet = render_sla(self.cfg.name, self.state, self.sla)
+                    rendered.update(limits)
+                self.rendered = rendered
                 self._rendered_generation = self.state.generation
             self._completed += 1
             self.attempted.set()

@@ -6,7 +6,7 @@ import threading
 from exporter.config import Config
 from exporter.metrics import Exposition
 from exporter.poller import CatalogPoller, Listener, Resume
-from exporter.status import MaxAge, default_max_age
+from exporter.status import MaxAge, sla_max_age
 
 log = logging.getLogger(__name__)
 
@@ -21,9 +21,11 @@ class Exporter:
         backfill: float = 0.0,
     ) -> None:
         self.config = config
-        self.pollers = [CatalogPoller(c, listener, resume, backfill) for c in config.catalogs]
+        self.pollers = [
+            CatalogPoller(c, listener, resume, backfill, config.sla) for c in config.catalogs
+        ]
         self.exposition = Exposition()
-        self.max_age: MaxAge = default_max_age
+        self.max_age: MaxAge = sla_max_age(config.sla)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -64,5 +66,6 @@ class Exporter:
         """Return the exposition, polling first where the last poll is older than allowed."""
         self.refresh()
         return self.exposition.render(
-            [p.rendered for p in self.pollers], [p.health() for p in self.pollers]
+            [p.rendered for p in self.pollers], [p.health() for p in self.pollers],
+            [q for p in self.pollers for q in p.quiet],
         )

@@ -1,11 +1,13 @@
 """The overview behind the status page and the `status` command: one row per job and level."""
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
+from functools import lru_cache
 
 from exporter.codes import FAILED
 from exporter.poller import CatalogPoller
+from exporter.sla import SlaConfig, effective
 
 # (catalog, client, job, level) -> the SLA's maximum age in seconds, or None for no limit.
 MaxAge = Callable[[str, str, str, str], float | None]
@@ -59,9 +61,11 @@ class CatalogHealth:
 
 
 def overview(
-    pollers: Iterable[CatalogPoller], max_age: MaxAge, now: float
+    pollers: Iterable[CatalogPoller], max_age: MaxAge, now: float,
+    expected: Iterable[tuple[str, str, str]] = (),
 ) -> tuple[list[Row], list[CatalogHealth]]:
     """Build the rows of every catalog, worst first, and the health of each catalog."""
+    wanted = set(expected)
     rows: list[Row] = []
     health: list[CatalogHealth] = []
     for poller in pollers:
@@ -71,6 +75,12 @@ def overview(
                                     info.product if info else "", info.version if info else 0))
         running = state.running()
         seen_clients = set()
+        seen_jobs = {(name, client, job) for client, job, _ in dict(state.series)}
+        for catalog, client, job in sorted(wanted - seen_jobs):
+            if catalog == name:
+                seen_clients.add(client)
+                rows.append(Row(name, client, job, "", State.NEVER, None, None, "", None,
+                                "expected by an SLA policy; it never ran", None, 0))
         # dict() copies in one step under the GIL: safe while the poll thread updates the state.
         for (client, job, level), s in dict(state.series).items():
             seen_clients.add(client)
@@ -152,11 +162,15 @@ def level_of_trouble(rows: list[Row], health: list[CatalogHealth]) -> tuple[int,
     return 0, f"BACULA OK - {len(rows)} jobs within SLA | {perf}"
 
 
-# Until SLA policies say otherwise: a week for fulls and differentials, 26 hours for incrementals.
-DEFAULT_MAX_AGE = {"full": 7 * 86400.0, "differential": 7 * 86400.0, "incremental": 26 * 3600.0}
+def sla_max_age(sla: SlaConfig) -> MaxAge:
+    """Return the max-age lookup of the SLA policies (policy matching cached per job)."""
 
+    @lru_cache(maxsize=65536)
+    def limits(catalog: str, client: str, job: str) -> Mapping[str, float | None]:
+        return effective(sla.policies, sla.defaults, catalog, client, job).max_age
 
-def default_max_age(catalog: str, client: str, job: str, level: str) -> float | None:
-    """Return the built-in maximum age of a level."""
-    return DEFAULT_MAX_AGE.get(level)
+    def lookup(catalog: str, client: str, job: str, level: str) -> float | None:
+        return limits(catalog, client, job).get(level)
+
+    return lookup
 

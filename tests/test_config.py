@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.config import ConfigError, load_config, parse_config, parse_duration
+from exporter.config import ConfigError, load_config, parse_config
+from exporter.durations import parse_duration
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD = {"catalogs": [{"name": "main", "url": "sqlite:////tmp/x.db", "timezone": "UTC"}]}

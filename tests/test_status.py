@@ -129,7 +129,8 @@ def write_catalog(path: Path, jobs: list[tuple[str, float, str]]) -> Path:
     conn.commit()
     conn.close()
     config = path.with_suffix(".yml")
-    config.write_text(f"catalogs:\n  - {{name: c, url: 'sqlite:///{path}', timezone: UTC}}\n")
+    config.write_text(f"catalogs:\n  - {{name: c, url: 'sqlite:///{path}', timezone: UTC}}\n"
+                      "sla:\n  defaults:\n    max_age: {full: 7d, incremental: 26h}\n")
     return config
 
 
