@@ -24,7 +24,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from fnmatch import fnmatchcase
-from typing import Annotated, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
@@ -108,7 +108,6 @@ def _days(value: object) -> list[str]:
     return [DAYS[i] for i in sorted(picked)]
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
 Limit = Annotated[float | None, BeforeValidator(_limit)]
 Clock = Annotated[int, BeforeValidator(_clock)]
 Days = Annotated[list[Day], BeforeValidator(_days)]
@@ -141,7 +140,7 @@ def is_glob(pattern: str) -> bool:
 
 
 def specificity(match: Match) -> tuple[int, int]:
-    """Return a sort key, smaller = more specific: wildcard fields, then fewer literal characters.
+    """Return a sort key, smaller = more specific: fewer wildcard fields, then more literal text.
 
     `client: db1` beats `client: db*` (fewer fields with a wildcard), and `client: db*` beats
     `client: *` (both one wildcard field, but more literal characters).
@@ -231,14 +230,24 @@ class Settings(Strict):
     quiet_hours: list[QuietHours] | None = None  # None: inherit; []: explicitly none
 
 
+# What most shops promise: a full every week and a backup every day (26h leaves room for a slow
+# night). Shops on Bacula's stock WeeklyCycle (monthly fulls) set `full: 36d` in sla.defaults.
+BUILT_IN_MAX_AGE = {"full": "7d", "differential": "8d", "incremental": "26h"}
+
+
 class Defaults(Settings):
     """What applies where no policy matches, or where the winning policy leaves a setting unset."""
 
-    # A full within five weeks and a run (any level) every day: Bacula's stock WeeklyCycle
-    # (monthly full, weekly differential, daily incremental) passes; a job that stops does not.
-    max_age: MaxAge = MaxAge(full=36 * 86400.0, differential=8 * 86400.0,
-                             incremental=26 * 3600.0)
+    max_age: MaxAge = MaxAge.model_validate(BUILT_IN_MAX_AGE)
     max_runtime: Limit = 24 * 3600.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_built_in(cls, data: Any) -> Any:
+        # Setting only `full` must not silently drop the built-in incremental limit.
+        if isinstance(data, dict) and isinstance(data.get("max_age"), dict):
+            data = {**data, "max_age": {**BUILT_IN_MAX_AGE, **data["max_age"]}}
+        return data
 
 
 class Policy(Settings):

@@ -1,0 +1,363 @@
+"""SLA policies: durations, matching, quiet hours, defaults and the exported samples."""
+
+import math
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from exporter.durations import parse_duration
+from exporter.sla import (
+    FAMILIES,
+    Defaults,
+    Match,
+    MaxAge,
+    Policy,
+    QuietHours,
+    Sample,
+    SlaConfig,
+    effective,
+    match_policy,
+    quiet_hours_active,
+    sla_samples,
+    specificity,
+    unknown_catalogs,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+H = 3600.0
+D = 86400.0
+
+
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    """Return an aware UTC datetime."""
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
+
+
+def policy(**fields: Any) -> Policy:
+    """Build a policy from plain data, as the YAML loader would."""
+    return Policy.model_validate(fields)
+
+
+BUSINESS = QuietHours.model_validate(
+    {"days": ["mon-fri"], "from": "08:00", "to": "18:00", "timezone": "Europe/Berlin"}
+)
+
+
+# --- durations ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("90", 90), ("90s", 90), ("90m", 5400), ("26h", 93600), ("7d", 604800), ("2w", 1209600),
+    ("1h30m", 5400), ("1.5h", 5400), ("500ms", 0.5), (" 7D ", 604800), (0, 0), (45, 45),
+    (2.5, 2.5), ("1d2h3m4s", 93784),
+])
+def test_parse_duration(text: str | int | float, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["7x", "h", "7 d", "-5m", "1h-30m", "1e3s", "d7", "5 minutes"])
+def test_parse_duration_names_the_bad_value(bad: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(repr(bad))):
+        parse_duration(bad)
+
+
+@pytest.mark.parametrize("bad", [True, -1, math.inf, math.nan, ""])
+def test_parse_duration_rejects_non_durations(bad: Any) -> None:
+    with pytest.raises(ValueError, match="invalid duration"):
+        parse_duration(bad)
+
+
+# --- models ------------------------------------------------------------------------------------
+
+def test_limits_parse_and_off_means_none() -> None:
+    ages = MaxAge.model_validate({"full": "7d", "incremental": "off", "differential": 3600})
+    assert ages.full == 7 * D
+    assert ages.incremental == math.inf
+    assert ages.differential == H
+    assert MaxAge().full is None
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"full": "0"}, "greater than 0"),
+    ({"full": "7x"}, "'7x'"),
+    ({"weekly": "7d"}, "Extra inputs are not permitted"),
+])
+def test_max_age_errors(data: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        MaxAge.model_validate(data)
+
+
+def test_every_model_forbids_unknown_keys() -> None:
+    with pytest.raises(ValidationError, match="max_agee"):
+        Policy.model_validate({"max_agee": {}})
+    with pytest.raises(ValidationError, match="maxage"):
+        Defaults.model_validate({"maxage": {}})
+    with pytest.raises(ValidationError, match="host"):
+        Match.model_validate({"host": "x"})
+    with pytest.raises(ValidationError, match="zone"):
+        QuietHours.model_validate({"from": "08:00", "to": "18:00", "zone": "UTC"})
+    with pytest.raises(ValidationError, match="policy"):
+        SlaConfig.model_validate({"policy": []})
+
+
+def test_quiet_hours_times_quoted_or_as_yaml_reads_them() -> None:
+    # YAML reads an unquoted 18:00 as 1080 (base 60), and 08:00 as a string.
+    data = yaml.safe_load("from: 08:00\nto: 18:00\n")
+    assert data == {"from": "08:00", "to": 1080}
+    q = QuietHours.model_validate(data)
+    assert (q.from_, q.to) == (8 * 60, 18 * 60)
+    assert q.days == ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    assert QuietHours.model_validate({"from": "22:30", "to": "24:00"}).to == 1440
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"from": "08:00", "to": "08:00"}, "from and to are equal"),
+    ({"from": "8h", "to": "18:00"}, "'8h'"),
+    ({"from": "08:60", "to": "18:00"}, "'08:60'"),
+    ({"from": "24:00", "to": "06:00"}, "from cannot be 24:00"),
+    ({"from": "08:00", "to": "24:01"}, "between 00:00 and 24:00"),
+    ({"from": "08:00", "to": "18:00", "timezone": "Berlin"}, "unknown time zone 'Berlin'"),
+    ({"from": "08:00", "to": "18:00", "days": ["mo"]}, "invalid day 'mo'"),
+    ({"from": "08:00", "to": "18:00", "days": []}, "at least one day"),
+])
+def test_quiet_hours_errors(data: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        QuietHours.model_validate(data)
+
+
+@pytest.mark.parametrize(("days", "expanded"), [
+    (["mon-fri"], ["mon", "tue", "wed", "thu", "fri"]),
+    (["Saturday", "sun"], ["sat", "sun"]),
+    ("fri-mon", ["mon", "fri", "sat", "sun"]),
+    (["wed", "mon", "wed"], ["mon", "wed"]),
+])
+def test_quiet_hours_days(days: Any, expanded: list[str]) -> None:
+    q = QuietHours.model_validate({"days": days, "from": "08:00", "to": "18:00"})
+    assert q.days == expanded
+
+
+def test_expected_job_needs_a_literal_catalog_and_a_covering_match() -> None:
+    with pytest.raises(ValidationError, match="needs a catalog"):
+        policy(expected_jobs=[{"client": "c1", "job": "j1"}])
+    with pytest.raises(ValidationError, match="not covered by this policy's match"):
+        policy(match={"catalog": "main", "client": "db*"},
+               expected_jobs=[{"client": "web1", "job": "j1"}])
+    with pytest.raises(ValidationError, match="is a pattern"):
+        policy(match={"catalog": "main"}, expected_jobs=[{"client": "c*", "job": "j1"}])
+    p = policy(match={"catalog": "m*"}, expected_jobs=[{"catalog": "main", "client": "c",
+                                                        "job": "j"}])
+    assert p.expected() == [("main", "c", "j")]
+
+
+# --- quiet hours -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("now", "active"), [
+    # Winter (CET, UTC+1): 08:00 Berlin is 07:00 UTC. 2025-11-24 is a Monday.
+    (utc(2025, 11, 24, 6, 59), False),
+    (utc(2025, 11, 24, 7, 0), True),
+    (utc(2025, 11, 24, 16, 59), True),
+    (utc(2025, 11, 24, 17, 0), False),
+    # Summer (CEST, UTC+2): 08:00 Berlin is 06:00 UTC. 2025-07-04 is a Friday.
+    (utc(2025, 7, 4, 5, 59), False),
+    (utc(2025, 7, 4, 6, 0), True),
+    (utc(2025, 7, 4, 15, 59), True),
+    (utc(2025, 7, 4, 16, 0), False),
+    # The weekend is not quiet; Saturday 2025-11-29 noon.
+    (utc(2025, 11, 29, 11, 0), False),
+])
+def test_business_hours(now: datetime, active: bool) -> None:
+    assert quiet_hours_active([BUSINESS], now) is active
+
+
+def test_quiet_hours_across_a_dst_change() -> None:
+    # 2025-03-31 is the Monday after the switch to CEST on Sunday 2025-03-30.
+    assert quiet_hours_active([BUSINESS], utc(2025, 3, 28, 7, 0))  # Friday, CET
+    assert not quiet_hours_active([BUSINESS], utc(2025, 3, 31, 5, 59))  # Monday 07:59 CEST
+    assert quiet_hours_active([BUSINESS], utc(2025, 3, 31, 6, 0))  # Monday 08:00 CEST
+
+
+def test_overnight_window_belongs_to_the_day_it_starts() -> None:
+    # Friday 22:00 to Saturday 06:00, UTC.
+    night = QuietHours.model_validate({"days": ["fri"], "from": "22:00", "to": "06:00"})
+    assert not quiet_hours_active([night], utc(2025, 11, 28, 21, 59))  # Fri
+    assert quiet_hours_active([night], utc(2025, 11, 28, 22, 0))  # Fri
+    assert quiet_hours_active([night], utc(2025, 11, 29, 5, 59))  # Sat
+    assert not quiet_hours_active([night], utc(2025, 11, 29, 6, 0))  # Sat
+    assert not quiet_hours_active([night], utc(2025, 11, 29, 23, 0))  # Sat night
+    assert not quiet_hours_active([night], utc(2025, 11, 28, 3, 0))  # Fri early: Thu's night
+
+
+def test_several_windows_and_none() -> None:
+    lunch = QuietHours.model_validate({"days": ["sat"], "from": "12:00", "to": "13:00"})
+    assert quiet_hours_active([BUSINESS, lunch], utc(2025, 11, 29, 12, 30))
+    assert not quiet_hours_active([], utc(2025, 11, 24, 10, 0))
+
+
+def test_quiet_hours_need_an_aware_time() -> None:
+    with pytest.raises(ValueError, match="aware"):
+        quiet_hours_active([BUSINESS], datetime(2025, 11, 24, 10, 0))
+
+
+# --- matching ----------------------------------------------------------------------------------
+
+def test_most_specific_policy_wins_whatever_the_file_order() -> None:
+    anything = policy(name="anything")
+    db_clients = policy(name="db-clients", match={"client": "db*"})
+    db1 = policy(name="db1", match={"client": "db1"})
+    db1_main = policy(name="db1-main", match={"catalog": "main", "client": "db1"})
+    policies = [anything, db_clients, db1, db1_main]
+    for order in (policies, policies[::-1]):
+        assert match_policy(order, "main", "db1", "j") is db1_main
+        assert match_policy(order, "other", "db1", "j") is db1
+        assert match_policy(order, "other", "db2", "j") is db_clients
+        assert match_policy(order, "other", "web", "j") is anything
+
+
+def test_more_literal_characters_win_between_equally_wild_policies() -> None:
+    # Both have one wildcard field; "db-*" says more than "*" about the client.
+    catch_all = policy(name="all", match={"catalog": "main"})
+    dbs = policy(name="dbs", match={"catalog": "main", "client": "db-*"})
+    assert match_policy([catch_all, dbs], "main", "db-1", "j") is dbs
+    assert specificity(dbs.match) < specificity(catch_all.match)
+
+
+def test_first_in_file_wins_a_tie() -> None:
+    first = policy(name="first", match={"client": "db*"})
+    second = policy(name="second", match={"job": "db*"})
+    assert match_policy([first, second], "main", "db1", "db-job") is first
+    assert match_policy([second, first], "main", "db1", "db-job") is second
+
+
+def test_no_match_and_case_sensitivity() -> None:
+    dbs = policy(match={"client": "db*"})
+    assert match_policy([dbs], "main", "DB1", "j") is None
+    assert match_policy([], "main", "db1", "j") is None
+    assert Match(client="db[12]").matches("main", "db2", "j")
+    assert not Match(client="db[12]").matches("main", "db3", "j")
+
+
+# --- effective SLA and samples -----------------------------------------------------------------
+
+def test_unset_settings_come_from_the_defaults_not_from_other_policies() -> None:
+    defaults = Defaults.model_validate(
+        {"max_age": {"full": "8d", "incremental": "26h"}, "max_copy_lag": "2d",
+         "quiet_hours": [{"from": "08:00", "to": "18:00"}]}
+    )
+    broad = policy(match={"client": "*"}, max_age={"differential": "3d"}, max_runtime="2h")
+    narrow = policy(match={"client": "db1"}, max_age={"incremental": "2h"},
+                    max_copy_lag="off", quiet_hours=[])
+    sla = effective([broad, narrow], defaults, "main", "db1", "j")
+    assert sla.policy is narrow
+    assert sla.max_age == {"full": 8 * D, "incremental": 2 * H, "differential": 8 * D}
+    assert sla.max_copy_lag is None  # lifted with "off"
+    assert sla.max_runtime == 24 * H  # the built-in default, not broad's 2h
+    assert sla.quiet_hours == []
+    sla = effective([broad, narrow], defaults, "main", "web", "j")
+    assert sla.policy is broad
+    assert sla.max_age == {"full": 8 * D, "incremental": 26 * H, "differential": 3 * D}
+    assert sla.quiet_hours == defaults.quiet_hours
+
+
+def test_defaults_keep_built_in_levels_they_do_not_name() -> None:
+    defaults = Defaults.model_validate({"max_age": {"full": "14d", "differential": "off"}})
+    assert defaults.max_age.get("full") == 14 * D
+    assert defaults.max_age.get("incremental") == 26 * H
+    sla = effective([], defaults, "main", "c", "j")
+    assert sla.max_age == {"full": 14 * D, "incremental": 26 * H, "differential": None}
+
+
+def test_built_in_defaults() -> None:
+    sla = effective([], Defaults(), "main", "c", "j")
+    assert sla.policy is None
+    assert sla.max_age == {"full": 7 * D, "differential": 8 * D, "incremental": 26 * H}
+    assert (sla.max_copy_lag, sla.max_runtime, list(sla.quiet_hours)) == (None, 24 * H, [])
+
+
+def test_samples_for_seen_keys_and_expected_jobs() -> None:
+    shop = policy(
+        match={"catalog": "main", "client": "shop-*"},
+        max_age={"full": "7d", "incremental": "26h"},
+        max_copy_lag="1d",
+        max_runtime="6h",
+        quiet_hours=[BUSINESS.model_dump(by_alias=True)],
+        expected_jobs=[{"client": "shop-new", "job": "shop-new-files"}],
+    )
+    seen = [
+        ("main", "shop-1", "shop-1-files", "full"),
+        ("main", "shop-1", "shop-1-files", "incremental"),
+        ("main", "shop-1", "shop-1-files", "base"),  # no SLA for other levels
+        ("main", "web", "web-files", "full"),
+        ("main", "web", "web-files", "full"),  # duplicates are harmless
+    ]
+    monday_10 = utc(2025, 11, 24, 9, 0)
+    samples = sla_samples([shop], Defaults.model_validate({"max_runtime": "off"}), seen, monday_10)
+    shop1 = {"catalog": "main", "client": "shop-1", "job": "shop-1-files"}
+    new = {"catalog": "main", "client": "shop-new", "job": "shop-new-files"}
+    web = {"catalog": "main", "client": "web", "job": "web-files"}
+    assert samples == [
+        Sample("bacula_sla_max_age_seconds", {**shop1, "level": "full"}, 7 * D),
+        Sample("bacula_sla_max_age_seconds", {**shop1, "level": "incremental"}, 26 * H),
+        Sample("bacula_sla_max_age_seconds", {**web, "level": "full"}, 7 * D),
+        Sample("bacula_sla_max_copy_lag_seconds", shop1, D),
+        Sample("bacula_sla_max_copy_lag_seconds", new, D),
+        Sample("bacula_sla_max_runtime_seconds", shop1, 6 * H),
+        Sample("bacula_sla_max_runtime_seconds", new, 6 * H),
+        Sample("bacula_sla_quiet_hours_active", shop1, 1.0),
+        Sample("bacula_sla_quiet_hours_active", new, 1.0),
+        Sample("bacula_sla_expected_job", new, 1.0),
+    ]
+    saturday = utc(2025, 11, 29, 9, 0)
+    quiet = [s for s in sla_samples([shop], Defaults(), seen, saturday)
+             if s.name == "bacula_sla_quiet_hours_active"]
+    assert [s.value for s in quiet] == [0.0, 0.0]
+
+
+def test_every_sample_belongs_to_a_family() -> None:
+    names = {name for name, _, _ in FAMILIES}
+    p = policy(match={"catalog": "main"}, max_copy_lag="1d",
+               quiet_hours=[{"from": "00:00", "to": "24:00"}],
+               expected_jobs=[{"client": "c", "job": "j"}])
+    samples = sla_samples([p], Defaults(), [("main", "c", "j", "full")], utc(2025, 1, 1))
+    assert {s.name for s in samples} == names
+
+
+def test_unknown_catalogs_are_reported_with_their_key_path() -> None:
+    sla = SlaConfig.model_validate({"policies": [
+        {"match": {"catalog": "main"}},
+        {"match": {"catalog": "dr-*"}},
+        {"match": {"catalog": "*"}, "expected_jobs": [
+            {"catalog": "main", "client": "c", "job": "j"},
+            {"catalog": "mian", "client": "c", "job": "j"},
+        ]},
+    ]})
+    assert unknown_catalogs(sla, ["main"]) == [
+        "sla.policies.1.match.catalog: 'dr-*' matches no catalog",
+        "sla.policies.2.expected_jobs.1.catalog: unknown catalog 'mian'",
+    ]
+
+
+# --- the example -------------------------------------------------------------------------------
+
+def test_example_sla_file() -> None:
+    data = yaml.safe_load((ROOT / "examples" / "sla.yml").read_text())
+    sla = SlaConfig.model_validate(data["sla"])
+    assert unknown_catalogs(sla, [c["name"] for c in data["catalogs"]]) == []
+    files = effective(sla.policies, sla.defaults, "main", "shop-pos-fd", "shop-pos-files")
+    assert files.max_age == {"full": 7 * D, "incremental": 26 * H, "differential": 8 * D}
+    assert files.max_copy_lag == D
+    assert files.max_runtime == 12 * H
+    assert quiet_hours_active(files.quiet_hours, utc(2025, 11, 24, 9, 0))  # Mon 10:00 Berlin
+    db = effective(sla.policies, sla.defaults, "main", "shop-pos-fd", "shop-pos-db")
+    assert db.policy is not None and db.policy.name == "shop-databases"
+    assert db.max_age["incremental"] == 2 * H
+    assert db.max_runtime == 45 * 60
+    assert not quiet_hours_active(db.quiet_hours, utc(2025, 11, 24, 9, 0))
+    other = effective(sla.policies, sla.defaults, "main", "intranet-fd", "intranet-files")
+    assert other.policy is None and other.max_age["full"] == 8 * D
+    samples = sla_samples(sla.policies, sla.defaults, [], utc(2025, 11, 24, 9, 0))
+    expected = [s.labels for s in samples if s.name == "bacula_sla_expected_job"]
+    assert expected == [{"catalog": "main", "client": "shop-erp-fd", "job": "shop-erp-files"}]
