@@ -169,16 +169,7 @@ class Reader:
     def refresh(self, session: Session, state: CatalogState, full: bool) -> None:
         """Read new Client rows; with full, re-read all clients, pools and volumes."""
         since = 0 if full else self.client_watermark
-        rows = session.query(
-            "SELECT ClientId, Name, Uname FROM Client WHERE ClientId > %s", [since]
-        )
-        clients = {}
-        for row in rows:
-            name = _text(row[1], state)
-            if name is None:
-                state.skip("null_or_invalid")
-                continue
-            clients[_int(row[0])] = Client(name, _text(row[2], state) or "")
+        clients = self._clients(session, state, "ClientId > %s", [since])
         state.set_clients(clients, replace=full)
         self.client_watermark = max([self.client_watermark, *clients])
         if full:
@@ -186,6 +177,29 @@ class Reader:
             if self.restore_window > 0:
                 state.set_coverage(self._coverage(session, state))
             self.last_refresh = time.monotonic()
+
+    def _clients(
+        self, session: Session, state: CatalogState, where: str, params: Sequence[int]
+    ) -> dict[int, Client]:
+        """Read Client rows."""
+        clients = {}
+        for row in session.query(f"SELECT ClientId, Name, Uname FROM Client WHERE {where}", params):
+            name = _text(row[1], state)
+            if name is None:
+                state.skip("null_or_invalid")
+                continue
+            clients[_int(row[0])] = Client(name, _text(row[2], state) or "")
+        return clients
+
+    def after_jobs(self, session: Session, state: CatalogState, jobs: Sequence[JobRecord]) -> None:
+        """Re-read what finished jobs change: their clients' Uname and the volumes' fill."""
+        # The Director fills in a client's Uname on first contact and jobs fill volumes; waiting
+        # for the next full refresh would show stale values for minutes.
+        ids = sorted({j.client_id for j in jobs if j.client_id > 0})[:IN_CHUNK]
+        if ids:
+            marks = ", ".join(["%s"] * len(ids))
+            state.set_clients(self._clients(session, state, f"ClientId IN ({marks})", ids))
+        state.set_pools(self._pools(session, state))
 
     def _pools(self, session: Session, state: CatalogState) -> dict[str, Pool]:
         """Count volumes per pool and status and sum their bytes."""
@@ -313,7 +327,10 @@ class Reader:
             # A running job whose row was deleted (bconsole `delete`): forget it.
             state.active.pop(job_id, None)
             state.generation += 1
-        return state.apply(changed + new)
+        finished = state.apply(changed + new)
+        if finished:
+            self.after_jobs(session, state, finished)
+        return finished
 
     def checkpoint(self, state: CatalogState) -> int:
         """Return the highest JobId up to which every job's outcome has been read."""

@@ -1,0 +1,753 @@
+"""A real Bacula 9.6 Director, Storage daemon and File daemon on 127.0.0.1 with its own catalog.
+
+`BaculaLab(engine, root, tz)` writes the daemons' configs under `root`, creates the catalog with
+Debian's own table scripts (SQLite file, or a database of its own on the machine's PostgreSQL or
+MariaDB), starts the daemons, drives them with bconsole and reads back what they wrote. Every
+process it starts is stopped by PID in `stop()`; call it from a finalizer.
+"""
+
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import closing, contextmanager, suppress
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import psycopg
+import pymysql
+
+ENGINES = ("sqlite", "postgresql", "mysql")
+SBIN = Path("/usr/sbin")
+# Where scripts/install-bacula unpacks the PostgreSQL and MySQL drivers; they conflict with the
+# installed SQLite one, so bacula-dir loads them through LD_LIBRARY_PATH.
+CACHE = Path(os.environ.get("BACULA_E2E_CACHE", "/var/cache/bacula-exporter-test"))
+UNPACKED = {"postgresql": CACHE / "pgsql", "mysql": CACHE / "mysql"}
+SQLITE_TABLES = Path("/usr/share/bacula-director/make_sqlite3_tables")
+PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"  # the machine's server, trust auth
+MY_HOST, MY_PORT, MY_USER = "127.0.0.1", 3306, "root"  # the machine's MariaDB, no password
+DATABASE = {"sqlite": "bacula", "postgresql": "bacula_e2e_pg", "mysql": "bacula_e2e_my"}
+# Distinct port ranges, so the three engines can run side by side; none is a Bacula default.
+PORT_BASE = {"sqlite": 19100, "postgresql": 19120, "mysql": 19140}
+CANCEL_SLEEP = 4  # Run Before Job of the job that gets canceled while it sleeps
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+class BaculaError(RuntimeError):
+    """A daemon, bconsole or the catalog set-up did not do what the harness asked."""
+
+
+@dataclass(frozen=True)
+class Ports:
+    """The loopback ports of one lab."""
+
+    dir: int
+    fd: int
+    sd: int
+    dead: int  # nothing listens here: the unreachable client
+    exporter: int  # free for the exporter the tests start
+
+
+@dataclass(frozen=True)
+class JobRow:
+    """One Job row, decoded the same way for every engine (times as the Director wrote them)."""
+
+    job_id: int
+    job: str
+    name: str
+    type: str
+    level: str
+    client_id: int
+    status: str
+    sched_time: str | None
+    start_time: str | None
+    end_time: str | None
+    real_end_time: str | None
+    job_tdate: int
+    files: int
+    bytes: int
+    errors: int
+    pool_id: int
+    prior_job_id: int
+
+
+@dataclass(frozen=True)
+class MediaRow:
+    """One Media row with its pool name."""
+
+    volume: str
+    pool: str
+    status: str
+    bytes: int
+
+
+def missing() -> str | None:
+    """Return why no lab can run here (Bacula not installed), or None."""
+    for daemon in ("bacula-dir", "bacula-sd", "bacula-fd"):
+        if not (SBIN / daemon).exists():
+            return f"{SBIN / daemon} is missing (run scripts/install-bacula as root)"
+    if shutil.which("bconsole") is None and not (SBIN / "bconsole").exists():
+        return "bconsole is missing (run scripts/install-bacula as root)"
+    return None
+
+
+def _text(value: Any) -> Any:
+    """Decode MySQL's BLOB/BINARY values; keep everything else."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes | bytearray) else value
+
+
+def _stamp(value: Any) -> str | None:
+    """Return a catalog time as the Director wrote it; None when not set (SQLite stores 0)."""
+    if value is None or value == 0 or value == "0":
+        return None
+    if isinstance(value, datetime):
+        return value.strftime(TIME_FORMAT)
+    return str(_text(value))
+
+
+def wall_to_epoch(stamp: str, zone: str) -> float:
+    """Turn a Director wall-clock time into Unix seconds, given the Director's zone."""
+    return datetime.strptime(stamp, TIME_FORMAT).replace(tzinfo=ZoneInfo(zone)).timestamp()
+
+
+class BaculaLab:
+    """One Director + SD + FD on loopback with a catalog on one engine."""
+
+    def __init__(
+        self, engine: str, root: Path, tz: str | None = None, port_base: int | None = None,
+        long_sleep: int = 6,
+    ) -> None:
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}")
+        self.engine = engine
+        self.root = root
+        self.tz = tz or "UTC"  # explicit, so the catalog's zone never depends on the machine's
+        self.long_sleep = long_sleep
+        base = port_base or PORT_BASE[engine]
+        self.ports = Ports(dir=base + 1, fd=base + 2, sd=base + 3, dead=base + 9,
+                           exporter=base + 5)
+        self.database = DATABASE[engine]
+        self.etc = root / "etc"
+        self.work = root / "work"
+        self.logs = root / "log"
+        self.data = root / "data"
+        self.volumes = root / "volumes"
+        self.restored = root / "restore"
+        self.missing_path = root / "no-such-dir"
+        self._secret = {k: secrets.token_urlsafe(24) for k in ("console", "fd", "sd")}
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    # ----- set-up ---------------------------------------------------------------------------
+
+    @property
+    def sqlite_path(self) -> Path:
+        """Return the SQLite catalog: Bacula always uses WorkingDirectory/<dbname>.db."""
+        return self.work / "dir" / f"{self.database}.db"
+
+    @property
+    def catalog_url(self) -> str:
+        """Return the catalog's URL in the exporter's config syntax."""
+        if self.engine == "sqlite":
+            return f"sqlite:///{self.sqlite_path}"
+        if self.engine == "postgresql":
+            return f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{self.database}"
+        return f"mysql://{MY_USER}@{MY_HOST}:{MY_PORT}/{self.database}"
+
+    def check_engine(self) -> None:
+        """Raise ConnectionError if the engine's server is down, BaculaError if no driver."""
+        if self.engine == "sqlite":
+            return
+        lib = UNPACKED[self.engine] / "usr/lib/bacula"
+        if not any(lib.glob("libbaccats-*.so")):
+            raise BaculaError(f"no Bacula {self.engine} driver in {lib}: "
+                              "run scripts/install-bacula")
+        try:
+            if self.engine == "postgresql":
+                _pg("postgres").close()
+            else:
+                _my(None).close()
+        except (psycopg.Error, pymysql.Error) as exc:
+            raise ConnectionError(f"{self.engine} server not reachable: {exc}") from exc
+
+    def setup(self) -> None:
+        """Write data, configs and an empty catalog (dropping the previous run's)."""
+        if self.root.exists():
+            shutil.rmtree(self.root)
+        for folder in (self.etc, self.logs, self.data, self.volumes, self.restored,
+                       self.work / "dir", self.work / "sd", self.work / "fd"):
+            folder.mkdir(parents=True)
+        for port in (self.ports.dir, self.ports.fd, self.ports.sd, self.ports.dead):
+            _require_free(port)
+        self._write_data()
+        self._write_configs()
+        self._create_catalog()
+
+    def _write_data(self) -> None:
+        """Create the files to back up: a few sizes, one sub-folder."""
+        (self.data / "sub").mkdir()
+        for i, size in enumerate((1000, 20_000, 150_000, 7)):
+            (self.data / f"file{i}.bin").write_bytes(os.urandom(size))
+        (self.data / "sub" / "notes.txt").write_text("first version\n")
+
+    def change_data(self) -> None:
+        """Change one file and add another, so an Incremental has something to save."""
+        # A second later than the Full, so mtime-based selection cannot miss it.
+        time.sleep(1.1)
+        with (self.data / "sub" / "notes.txt").open("a") as fh:
+            fh.write("second version\n")
+        (self.data / "new.txt").write_text("added after the full\n")
+
+    def _write_configs(self) -> None:
+        """Write bacula-dir.conf, bacula-sd.conf, bacula-fd.conf and bconsole.conf."""
+        p, s = self.ports, self._secret
+        wdir, wsd, wfd = self.work / "dir", self.work / "sd", self.work / "fd"
+        if self.engine == "sqlite":
+            catalog = f'dbname = "{self.database}"; dbuser = ""; dbpassword = ""'
+        elif self.engine == "postgresql":
+            catalog = (f'dbname = "{self.database}"; dbuser = "{PG_USER}"; dbpassword = ""; '
+                       f'DB Address = {PG_HOST}; DB Port = {PG_PORT}')
+        else:
+            catalog = (f'dbname = "{self.database}"; dbuser = "{MY_USER}"; dbpassword = ""; '
+                       f'DB Address = {MY_HOST}; DB Port = {MY_PORT}')
+        log = self.logs / "bacula.log"
+        (self.etc / "bacula-dir.conf").write_text(f"""
+Director {{
+  Name = e2e-dir
+  DIRport = {p.dir}
+  DirAddress = 127.0.0.1
+  QueryFile = "/etc/bacula/scripts/query.sql"
+  WorkingDirectory = "{wdir}"
+  PidDirectory = "{wdir}"
+  Maximum Concurrent Jobs = 20
+  Password = "{s['console']}"
+  Messages = Daemon
+  # The default waits minutes before a job against an unreachable client fails.
+  FD Connect Timeout = 2 sec
+  SD Connect Timeout = 10 sec
+}}
+Catalog {{
+  Name = MyCatalog
+  {catalog}
+}}
+Messages {{
+  Name = Standard
+  console = all, !skipped, !saved
+  append = "{log}" = all, !skipped
+  # Job log lines into the Log table, as a production Director would have them.
+  catalog = all, !skipped, !saved
+}}
+Messages {{
+  Name = Daemon
+  console = all, !skipped, !saved
+  append = "{log}" = all, !skipped
+}}
+Client {{
+  Name = good-fd
+  Address = 127.0.0.1
+  FDPort = {p.fd}
+  Catalog = MyCatalog
+  Password = "{s['fd']}"
+  AutoPrune = no
+}}
+Client {{
+  Name = bad-fd
+  Address = 127.0.0.1
+  FDPort = {p.dead}
+  Catalog = MyCatalog
+  Password = "{s['fd']}"
+  AutoPrune = no
+}}
+Storage {{
+  Name = File1
+  Address = 127.0.0.1
+  SDPort = {p.sd}
+  Password = "{s['sd']}"
+  Device = Dev1
+  Media Type = File1
+  Maximum Concurrent Jobs = 10
+}}
+Storage {{
+  Name = File2
+  Address = 127.0.0.1
+  SDPort = {p.sd}
+  Password = "{s['sd']}"
+  Device = Dev2
+  Media Type = File2
+  Maximum Concurrent Jobs = 10
+}}
+Pool {{
+  Name = Main
+  Pool Type = Backup
+  Storage = File1
+  Label Format = "Main-"
+  Next Pool = Offsite
+  AutoPrune = no
+  Volume Retention = 365 days
+}}
+Pool {{
+  Name = Offsite
+  Pool Type = Backup
+  Storage = File2
+  Label Format = "Offsite-"
+  AutoPrune = no
+  Volume Retention = 365 days
+}}
+FileSet {{
+  Name = DataSet
+  Include {{
+    Options {{
+      signature = MD5
+    }}
+    File = "{self.data}"
+  }}
+}}
+FileSet {{
+  Name = WarnSet
+  Include {{
+    Options {{
+      signature = MD5
+    }}
+    File = "{self.data}"
+    File = "{self.missing_path}"
+  }}
+}}
+JobDefs {{
+  Name = Defaults
+  Type = Backup
+  Level = Full
+  Client = good-fd
+  FileSet = DataSet
+  Storage = File1
+  Pool = Main
+  Messages = Standard
+  Priority = 10
+  Write Bootstrap = "{wdir}/%n.bsr"
+}}
+Job {{
+  Name = BackupGood
+  JobDefs = Defaults
+}}
+Job {{
+  Name = BackupBad
+  JobDefs = Defaults
+  Client = bad-fd
+}}
+Job {{
+  Name = BackupWarn
+  JobDefs = Defaults
+  FileSet = WarnSet
+  # Throttled so the job lasts measurably: the others take under a second and would leave the
+  # duration check comparing 0 with 0 (StartTime is set after any Run Before Job script).
+  Maximum Bandwidth = 100 kb/s
+}}
+Job {{
+  Name = BackupSlow
+  JobDefs = Defaults
+  Run Before Job = "/bin/sleep {CANCEL_SLEEP}"
+}}
+Job {{
+  Name = BackupLong
+  JobDefs = Defaults
+  Run Before Job = "/bin/sleep {self.long_sleep}"
+}}
+Job {{
+  Name = CopyToOffsite
+  JobDefs = Defaults
+  Type = Copy
+  Selection Type = PoolUncopiedJobs
+  # One copy at a time: concurrent copies contend for the device and retry after 30 s.
+  Maximum Concurrent Jobs = 1
+}}
+Job {{
+  Name = RestoreFiles
+  Type = Restore
+  Client = good-fd
+  FileSet = DataSet
+  Storage = File1
+  Pool = Main
+  Messages = Standard
+  Where = "{self.restored}"
+}}
+""")
+        (self.etc / "bacula-sd.conf").write_text(f"""
+Storage {{
+  Name = e2e-sd
+  SDPort = {p.sd}
+  SDAddress = 127.0.0.1
+  WorkingDirectory = "{wsd}"
+  Pid Directory = "{wsd}"
+  Maximum Concurrent Jobs = 20
+}}
+Director {{
+  Name = e2e-dir
+  Password = "{s['sd']}"
+}}
+Device {{
+  Name = Dev1
+  Media Type = File1
+  Archive Device = "{self.volumes}"
+  LabelMedia = yes
+  Random Access = yes
+  AutomaticMount = yes
+  RemovableMedia = no
+  AlwaysOpen = no
+  Maximum Concurrent Jobs = 5
+}}
+Device {{
+  Name = Dev2
+  Media Type = File2
+  Archive Device = "{self.volumes}"
+  LabelMedia = yes
+  Random Access = yes
+  AutomaticMount = yes
+  RemovableMedia = no
+  AlwaysOpen = no
+  Maximum Concurrent Jobs = 5
+}}
+Messages {{
+  Name = Standard
+  director = e2e-dir = all
+}}
+""")
+        (self.etc / "bacula-fd.conf").write_text(f"""
+FileDaemon {{
+  Name = good-fd
+  FDport = {p.fd}
+  FDAddress = 127.0.0.1
+  WorkingDirectory = "{wfd}"
+  Pid Directory = "{wfd}"
+  Maximum Concurrent Jobs = 20
+}}
+Director {{
+  Name = e2e-dir
+  Password = "{s['fd']}"
+}}
+Messages {{
+  Name = Standard
+  director = e2e-dir = all, !skipped, !restored
+}}
+""")
+        (self.etc / "bconsole.conf").write_text(f"""
+Director {{
+  Name = e2e-dir
+  DIRport = {p.dir}
+  Address = 127.0.0.1
+  Password = "{s['console']}"
+}}
+""")
+        for conf in self.etc.iterdir():
+            conf.chmod(0o600)  # the files hold the daemons' passwords
+
+    def _create_catalog(self) -> None:
+        """Create the catalog with the tables script Debian ships for the engine."""
+        if self.engine == "sqlite":
+            # The script cd's to /var/lib/bacula and names the file after XXX_DBNAME_XXX.
+            script = SQLITE_TABLES.read_text()
+            script = script.replace("cd /var/lib/bacula", f'cd "{self.work / "dir"}"')
+            script = script.replace("XXX_DBNAME_XXX", self.database)
+            local = self.root / "make_sqlite3_tables"
+            local.write_text(script)
+            self._sh(["sh", str(local), "-bail"])
+        elif self.engine == "postgresql":
+            with closing(_pg("postgres")) as admin:
+                admin.execute(f"DROP DATABASE IF EXISTS {self.database} WITH (FORCE)".encode())
+                # What Bacula's create_postgresql_database does: SQL_ASCII, C, ISO dates.
+                admin.execute(
+                    f"CREATE DATABASE {self.database} ENCODING 'SQL_ASCII' LC_COLLATE 'C' "
+                    "LC_CTYPE 'C' TEMPLATE template0".encode()
+                )
+                admin.execute(
+                    f"ALTER DATABASE {self.database} SET datestyle TO 'ISO, YMD'".encode()
+                )
+            pg_script = UNPACKED["postgresql"] / "usr/share/bacula-director/make_postgresql_tables"
+            self._sh(
+                ["sh", str(pg_script), "-h", PG_HOST, "-p", str(PG_PORT), "-U", PG_USER,
+                 "-q", "-v", "ON_ERROR_STOP=1"],
+                env={"db_name": self.database},
+            )
+        else:
+            with closing(_my(None)) as my_admin, my_admin.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS {self.database}")
+                cur.execute(f"CREATE DATABASE {self.database}")
+            # Debian's make_mysql_tables silently skips the Counters table; this file is the
+            # complete schema (plain SQL, as dbconfig-common loads it).
+            sql = (UNPACKED["mysql"]
+                   / "usr/share/dbconfig-common/data/bacula-director-mysql/install/mysql")
+            with sql.open("rb") as fh:
+                self._sh(["mysql", "-h", MY_HOST, "-P", str(MY_PORT), "-u", MY_USER,
+                          self.database], stdin=fh)
+        version = self.query("SELECT max(VersionId) FROM Version")[0][0]
+        if version != 16:
+            raise BaculaError(f"catalog version {version}, expected 16 (Bacula 9.6)")
+
+    def _sh(self, argv: list[str], env: Mapping[str, str] | None = None, stdin: Any = None,
+            timeout: float = 120) -> str:
+        """Run a set-up command; raise BaculaError with its output when it fails."""
+        result = subprocess.run(
+            argv, env={**os.environ, **(env or {})}, stdin=stdin, capture_output=True,
+            timeout=timeout, check=False,
+        )
+        out = (result.stdout + result.stderr).decode("utf-8", "replace")
+        if result.returncode != 0:
+            raise BaculaError(f"{' '.join(argv)} failed ({result.returncode}):\n{out}")
+        return out
+
+    # ----- daemons --------------------------------------------------------------------------
+
+    def daemon_env(self) -> dict[str, str]:
+        """Return the environment of the daemons: the lab's zone, the engine's driver."""
+        env = {**os.environ, "TZ": self.tz}
+        if self.engine in UNPACKED:
+            env["LD_LIBRARY_PATH"] = str(UNPACKED[self.engine] / "usr/lib/bacula")
+        return env
+
+    def start(self) -> None:
+        """Check each daemon's config, then start SD, FD and Director in the foreground."""
+        for daemon, port in (("sd", self.ports.sd), ("fd", self.ports.fd),
+                             ("dir", self.ports.dir)):
+            binary = str(SBIN / f"bacula-{daemon}")
+            conf = str(self.etc / f"bacula-{daemon}.conf")
+            # -t also opens the catalog, so a bad driver or schema shows here, not in a job.
+            self._sh([binary, "-t", "-c", conf], env=self.daemon_env(), timeout=60)
+            out = (self.logs / f"bacula-{daemon}.out").open("wb")
+            # A session of its own: stop() can then end the daemon together with the
+            # Run Before Job scripts it forked.
+            proc = subprocess.Popen(
+                [binary, "-f", "-c", conf], stdin=subprocess.DEVNULL, stdout=out,
+                stderr=subprocess.STDOUT, env=self.daemon_env(), start_new_session=True,
+            )
+            out.close()
+            self._procs[daemon] = proc
+            self._await_port(daemon, proc, port)
+
+    def _await_port(self, daemon: str, proc: subprocess.Popen[bytes], port: int) -> None:
+        """Wait until the daemon listens; fail with its output if it died."""
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise BaculaError(f"bacula-{daemon} exited with {proc.returncode}:\n"
+                                  + self.tail(f"bacula-{daemon}.out"))
+            with socket.socket() as sock:
+                sock.settimeout(0.5)
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise BaculaError(f"bacula-{daemon} does not listen on {port} after 15 s")
+
+    @property
+    def pids(self) -> dict[str, int]:
+        """Return the PIDs of the daemons still running."""
+        return {d: p.pid for d, p in self._procs.items() if p.poll() is None}
+
+    def stop(self) -> None:
+        """Stop every daemon this lab started, by PID (idempotent; safe after a failure)."""
+        for daemon in ("dir", "fd", "sd"):
+            proc = self._procs.pop(daemon, None)
+            if proc is None:
+                continue
+            _terminate(proc)
+
+    def tail(self, name: str, lines: int = 40) -> str:
+        """Return the end of a log file of this lab."""
+        path = self.logs / name
+        if not path.exists():
+            return f"({path} does not exist)"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    # ----- bconsole -------------------------------------------------------------------------
+
+    def console(self, *commands: str, timeout: float = 120) -> str:
+        """Send commands to the Director through bconsole; return its output."""
+        bconsole = shutil.which("bconsole") or str(SBIN / "bconsole")
+        script = "\n".join((*commands, "quit")) + "\n"
+        try:
+            result = subprocess.run(
+                [bconsole, "-n", "-c", str(self.etc / "bconsole.conf")], input=script.encode(),
+                capture_output=True, timeout=timeout, check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise BaculaError(f"bconsole timed out after {timeout} s on {commands}") from exc
+        out = (result.stdout + result.stderr).decode("utf-8", "replace")
+        if result.returncode != 0:
+            raise BaculaError(f"bconsole failed ({result.returncode}) on {commands}:\n{out}")
+        return out
+
+    def run(self, job: str, level: str | None = None) -> int:
+        """Queue a job and return its JobId (the job runs in the background)."""
+        command = f"run job={job}" + (f" level={level}" if level else "") + " yes"
+        return _job_id(self.console(command), command)
+
+    def wait(self, job_id: int, timeout: float = 120) -> None:
+        """Wait until the job reached a final status."""
+        self.console(f"wait jobid={job_id}", timeout=timeout)
+
+    def run_and_wait(self, job: str, level: str | None = None) -> int:
+        """Run a job to its end; return its JobId."""
+        job_id = self.run(job, level)
+        self.wait(job_id)
+        return job_id
+
+    def cancel(self, job_id: int) -> str:
+        """Cancel a job."""
+        return self.console(f"cancel jobid={job_id} yes")
+
+    def restore(self) -> int:
+        """Restore the good client's latest backup into the lab; return the restore's JobId."""
+        command = (f"restore client=good-fd fileset=DataSet restorejob=RestoreFiles "
+                   f'where="{self.restored}" select current all done yes')
+        return _job_id(self.console(command), command)
+
+    def status(self, job_id: int) -> str:
+        """Return the job's JobStatus as the catalog has it now."""
+        rows = self.query(f"SELECT JobStatus FROM Job WHERE JobId = {int(job_id)}")
+        return str(_text(rows[0][0])) if rows else ""
+
+    def await_status(self, job_id: int, statuses: str, timeout: float = 30) -> str:
+        """Wait until the job's JobStatus is one of `statuses`; return it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.status(job_id)
+            if status and status in statuses:
+                return status
+            if time.monotonic() > deadline:
+                raise BaculaError(f"job {job_id} still {status!r}, wanted one of {statuses!r}")
+            time.sleep(0.1)
+
+    def llist(self, job_ids: list[int]) -> dict[int, dict[str, str]]:
+        """Return Bacula's own `llist jobid=N` of each job: JobId -> {field: value}.
+
+        Field names are lowercased and thousands separators dropped: bconsole prints the
+        column names as the engine returns them (PostgreSQL folds them) and formats numbers
+        with commas on PostgreSQL and MySQL but not on SQLite.
+        """
+        out = self.console(*(f"llist jobid={j}" for j in job_ids))
+        records: dict[int, dict[str, str]] = {}
+        current: dict[str, str] = {}
+        for line in out.splitlines():
+            match = re.fullmatch(r"\s*([A-Za-z]+): ?(.*)", line)
+            if not match:
+                continue
+            key, value = match.group(1).lower(), match.group(2).strip()
+            if re.fullmatch(r"-?\d{1,3}(,\d{3})+", value):
+                value = value.replace(",", "")
+            if key == "jobid":  # every record starts with it
+                current = records.setdefault(int(value), {})
+            current[key] = value
+        return records
+
+    # ----- the catalog ----------------------------------------------------------------------
+
+    @contextmanager
+    def connect(self) -> Iterator[Any]:
+        """Open a connection to the lab's catalog (read-only for SQLite)."""
+        conn: Any
+        if self.engine == "sqlite":
+            conn = sqlite3.connect(f"file:{self.sqlite_path}?mode=ro", uri=True, timeout=10)
+        elif self.engine == "postgresql":
+            conn = _pg(self.database)
+        else:
+            conn = _my(self.database)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        """Run one SELECT against the catalog."""
+        with self.connect() as conn, closing(conn.cursor()) as cur:
+            cur.execute(sql)
+            return list(cur.fetchall())
+
+    def jobs(self) -> list[JobRow]:
+        """Return every Job row, oldest first."""
+        rows = self.query(
+            "SELECT JobId, Job, Name, Type, Level, ClientId, JobStatus, SchedTime, StartTime, "
+            "EndTime, RealEndTime, JobTDate, JobFiles, JobBytes, JobErrors, PoolId, PriorJobId "
+            "FROM Job ORDER BY JobId"
+        )
+        return [
+            JobRow(
+                job_id=int(r[0]), job=_text(r[1]), name=_text(r[2]), type=_text(r[3]),
+                level=_text(r[4]), client_id=int(r[5] or 0), status=_text(r[6]),
+                sched_time=_stamp(r[7]), start_time=_stamp(r[8]), end_time=_stamp(r[9]),
+                real_end_time=_stamp(r[10]), job_tdate=int(r[11] or 0), files=int(r[12] or 0),
+                bytes=int(r[13] or 0), errors=int(r[14] or 0), pool_id=int(r[15] or 0),
+                prior_job_id=int(r[16] or 0),
+            )
+            for r in rows
+        ]
+
+    def clients(self) -> dict[int, tuple[str, str]]:
+        """Return ClientId -> (Name, Uname)."""
+        rows = self.query("SELECT ClientId, Name, Uname FROM Client")
+        return {int(r[0]): (_text(r[1]), _text(r[2]) or "") for r in rows}
+
+    def pools(self) -> dict[int, str]:
+        """Return PoolId -> Name."""
+        return {int(r[0]): _text(r[1]) for r in self.query("SELECT PoolId, Name FROM Pool")}
+
+    def media(self) -> list[MediaRow]:
+        """Return every volume with its pool."""
+        rows = self.query(
+            "SELECT m.VolumeName, p.Name, m.VolStatus, m.VolBytes "
+            "FROM Media m JOIN Pool p ON p.PoolId = m.PoolId ORDER BY m.MediaId"
+        )
+        return [MediaRow(_text(r[0]), _text(r[1]), _text(r[2]), int(r[3] or 0)) for r in rows]
+
+
+def _pg(dbname: str) -> psycopg.Connection[Any]:
+    """Connect to the machine's PostgreSQL as the superuser, autocommit."""
+    return psycopg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=dbname,
+                           autocommit=True, connect_timeout=5)
+
+
+def _my(database: str | None) -> "pymysql.Connection[Any]":
+    """Connect to the machine's MariaDB as root, autocommit."""
+    return pymysql.connect(host=MY_HOST, port=MY_PORT, user=MY_USER, password="",
+                           database=database, autocommit=True, connect_timeout=5)
+
+
+def _job_id(output: str, command: str) -> int:
+    """Return the JobId bconsole printed for a queued job."""
+    match = re.search(r"JobId=(\d+)", output)
+    if not match:
+        raise BaculaError(f"no JobId in the answer to {command!r}:\n{output}")
+    return int(match.group(1))
+
+
+def _require_free(port: int) -> None:
+    """Fail early and clearly when a port the lab needs is taken (e.g. a previous run)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise BaculaError(f"port {port} on 127.0.0.1 is in use: {exc}") from exc
+
+
+def _terminate(proc: subprocess.Popen[bytes], grace: float = 10) -> None:
+    """Stop a process (and the session it leads) by PID: TERM, then KILL after `grace`."""
+    if proc.poll() is None:
+        _signal_group(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            _signal_group(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+    # Children it forked (a Run Before Job sleep) are in the same session; they end too.
+    _signal_group(proc.pid, signal.SIGKILL)
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    """Signal the process group this harness created for one daemon; gone is fine."""
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
