@@ -29,8 +29,8 @@ td.reason{max-width:28em;color:#5a6474;font-size:12px}
 .down{background:#fbd5d5;padding:8px;border-radius:4px;margin-bottom:8px}
 .running{color:#1d4ed8}
 @media (max-width:700px){thead{display:none}tr{display:block;margin-bottom:8px;
-border:1px solid #e4e8ee}td{display:block;border:0}td::before{content:attr(data-h) ": ";
-font-weight:600}}
+border:1px solid #e4e8ee}td{display:block;border:0;padding:2px 8px}td:empty{display:none}
+td::before{content:attr(data-h) ": ";font-weight:600}}
 """
 
 _JS = """
