@@ -40,13 +40,20 @@ def _serve(config: Config) -> int:
     return 0
 
 
-def _check(path: str) -> int:
-    """Validate a config file; print every problem with its key path."""
+def _load(path: str) -> Config | None:
+    """Load a config file, or print every problem with its key path and return None."""
     try:
-        config = load_config(path)
+        return load_config(path)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"{exc.source}: {problem}", file=sys.stderr)
+        return None
+
+
+def _check(path: str) -> int:
+    """Validate a config file; print every problem with its key path."""
+    config = _load(path)
+    if config is None:
         return 1
     print(f"{path}: OK ({len(config.catalogs)} catalog(s))")
     return 0
@@ -59,11 +66,8 @@ def _status(path: str, check: bool) -> int:
     from exporter.poller import CatalogPoller
     from exporter.status import human_age, level_of_trouble, overview
 
-    try:
-        config = load_config(path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"{exc.source}: {problem}", file=sys.stderr)
+    config = _load(path)
+    if config is None:
         if check:
             print(f"BACULA UNKNOWN - bad configuration {path}")
             return 3
@@ -148,13 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         print("bacula-exporter: give --config FILE, or try `bacula-exporter demo`", file=sys.stderr)
         return 2
-    try:
-        config = load_config(path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"{exc.source}: {problem}", file=sys.stderr)
-        return 1
-    return _serve(config)
+    config = _load(path)
+    return 1 if config is None else _serve(config)
 
 
 if __name__ == "__main__":

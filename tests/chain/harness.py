@@ -262,6 +262,14 @@ class Receiver:
         return wait_until(lambda: check(self), timeout, what)
 
 
+def firing(receiver: Receiver) -> dict[str, dict[str, Any]]:
+    """Return the newest notification per client, for alerts whose newest state is firing."""
+    return {
+        str(a["labels"].get("client")): a
+        for a in receiver.latest().values() if a["status"] == "firing"
+    }
+
+
 class Exposition:
     """A stand-in scrape target serving text from a callable, for tests without the exporter."""
 

@@ -7,7 +7,6 @@ routing, resolve) is proven against the real daemons even before the exporter ru
 
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -16,6 +15,7 @@ from tests.chain.harness import (
     Exposition,
     Prometheus,
     Receiver,
+    firing,
     require_binaries,
     rule_files,
     running,
@@ -62,14 +62,6 @@ class Catalog:
             f"bacula_sla_max_age_seconds{{{good}}} {7 * DAY}",
         ]
         return "\n".join(lines) + "\n"
-
-
-def firing(receiver: Receiver) -> dict[str, dict[str, Any]]:
-    """Return the newest notification per client, for alerts whose newest state is firing."""
-    return {
-        str(a["labels"].get("client")): a
-        for a in receiver.latest().values() if a["status"] == "firing"
-    }
 
 
 def test_alerts_fire_reach_the_receiver_and_resolve(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from tests.chain.harness import (
     Alertmanager,
     Prometheus,
     Receiver,
+    firing,
     require_binaries,
     rule_files,
     running,
@@ -37,14 +38,6 @@ def write(db: Path, build: Any, version: int | None = None) -> None:
     b.write(conn.cursor(), "sqlite", version)
     conn.commit()
     conn.close()
-
-
-def firing(receiver: Receiver) -> dict[str, dict[str, Any]]:
-    """Return the newest notification per client whose newest state is firing."""
-    return {
-        str(a["labels"].get("client")): a
-        for a in receiver.latest().values() if a["status"] == "firing"
-    }
 
 
 def test_exporter_rules_alertmanager_fire_and_resolve(tmp_path: Path) -> None:
