@@ -14,7 +14,7 @@ from exporter.catalog.engines import CatalogError, Session, connect, scrub
 from exporter.catalog.reader import CatalogInfo, Reader, detect
 from exporter.config import CatalogConfig
 from exporter.metrics import Health, Lines, Quiet, render_sla, render_state
-from exporter.sla import SlaConfig
+from exporter.sla import SlaConfig, restore_window
 from exporter.state import CatalogState, FinishedJob, JobRecord
 
 log = logging.getLogger(__name__)
@@ -146,9 +146,7 @@ class CatalogPoller:
                 if self.reader.info is None:
                     self.state = CatalogState(warning_is_success=self.cfg.warning_is_success)
                     self._rendered_generation = -1
-                    self.reader = Reader(
-                        self.cfg.zone, info=info, restore_window=self.cfg.restore_window
-                    )
+                    self.reader = Reader(self.cfg.zone, info=info, restore_window=self._window())
                     self.reader.cold_start(session, self.state)
                     log.info(
                         "catalog %s: %s %s schema %d, %d jobs tracked", self.cfg.name,
@@ -162,6 +160,12 @@ class CatalogPoller:
             return finished
         finally:
             session.end()
+
+    def _window(self) -> float:
+        """Return the restore window: the catalog's own, else long enough for the SLA's promises."""
+        if self.cfg.restore_window > 0 or self.sla is None:
+            return self.cfg.restore_window
+        return restore_window(self.sla) or 0.0
 
     def _catch_up(self, session: Session) -> list[JobRecord]:
         """At cold start, the jobs that finished since the stored checkpoint (or the backfill)."""

@@ -13,6 +13,10 @@ compare the catalog's metrics against them:
   quiet hours, 0 outside; absent for jobs without quiet hours.
 - `bacula_sla_expected_job{catalog,client,job}`: 1 for every job a policy expects, seen or not, so
   that a job which never ran can alert.
+- `bacula_sla_retention_seconds{catalog,client,job}`: how far back the customer is promised a
+  restore (`retention`); compared with the oldest restore point. Only jobs with a promise.
+- `bacula_sla_encryption_required{catalog,client,job}`: 1 for jobs whose policy sets
+  `require_encryption: true`; absent for the others.
 
 Which policy applies to a job: among the policies whose `match` globs all match, the most specific
 wins; see `specificity`. Every setting a winning policy leaves unset comes from `defaults`, never
@@ -49,6 +53,10 @@ FAMILIES: tuple[tuple[str, str, str], ...] = (
      "1 while the SLA policy's quiet hours (no backups wanted) are in force, else 0."),
     ("bacula_sla_expected_job", "gauge",
      "1 for every job an SLA policy expects, whether or not it has ever run."),
+    ("bacula_sla_retention_seconds", "gauge",
+     "How far back restores are promised by the SLA policy (oldest restore point's minimum age)."),
+    ("bacula_sla_encryption_required", "gauge",
+     "1 for every job whose SLA policy requires its backups to be encrypted."),
 )
 
 
@@ -228,6 +236,8 @@ class Settings(Strict):
     max_copy_lag: Limit = None
     max_runtime: Limit = None
     quiet_hours: list[QuietHours] | None = None  # None: inherit; []: explicitly none
+    retention: Limit = None  # restores promised this far back; None: inherit; off: no promise
+    require_encryption: bool | None = None  # None: inherit (not required when nowhere set)
 
 
 # What most shops promise: a full every week and a backup every day (26h leaves room for a slow
@@ -316,6 +326,8 @@ class Effective(NamedTuple):
     max_copy_lag: float | None
     max_runtime: float | None
     quiet_hours: Sequence[QuietHours]
+    retention: float | None = None
+    require_encryption: bool = False
 
 
 def effective(
@@ -331,15 +343,43 @@ def effective(
     if policy is None:
         return Effective(None, {lv: pick(None, defaults.max_age.get(lv)) for lv in LEVELS},
                          pick(None, defaults.max_copy_lag), pick(None, defaults.max_runtime),
-                         defaults.quiet_hours or [])
+                         defaults.quiet_hours or [], pick(None, defaults.retention),
+                         bool(defaults.require_encryption))
     quiet = policy.quiet_hours if policy.quiet_hours is not None else defaults.quiet_hours
+    encrypt = (policy.require_encryption if policy.require_encryption is not None
+               else defaults.require_encryption)
     return Effective(
         policy,
         {lv: pick(policy.max_age.get(lv), defaults.max_age.get(lv)) for lv in LEVELS},
         pick(policy.max_copy_lag, defaults.max_copy_lag),
         pick(policy.max_runtime, defaults.max_runtime),
         quiet or [],
+        pick(policy.retention, defaults.retention),
+        bool(encrypt),
     )
+
+
+def restore_window(sla: SlaConfig, margin: float = 86400.0) -> float | None:
+    """Return a `restore_window` long enough to judge every retention promise; None without one.
+
+    The exporter only reads backups whose JobTDate lies inside the window, and a restore point
+    needs the Full its chain starts with. To find a point `retention` old, the window must reach
+    back one full cycle further: retention + the full's maximum age (the policy's, else the
+    defaults'; 7 days when neither sets one) + a margin for late runs.
+    """
+    longest: float | None = None
+    for settings in (sla.defaults, *sla.policies):
+        own = settings.retention if settings.retention is not None else sla.defaults.retention
+        if own is None or math.isinf(own):
+            continue
+        cycle = settings.max_age.full
+        if cycle is None:
+            cycle = sla.defaults.max_age.full
+        if cycle is None or math.isinf(cycle):
+            cycle = parse_duration(BUILT_IN_MAX_AGE["full"])
+        window = own + cycle + margin
+        longest = window if longest is None else max(longest, window)
+    return longest
 
 
 class Sample(NamedTuple):
@@ -386,6 +426,10 @@ def sla_samples(
             out.append(Sample("bacula_sla_quiet_hours_active", base, 1.0 if active else 0.0))
         if (catalog, client, job) in expected:
             out.append(Sample("bacula_sla_expected_job", base, 1.0))
+        if sla.retention is not None:
+            out.append(Sample("bacula_sla_retention_seconds", base, sla.retention))
+        if sla.require_encryption:
+            out.append(Sample("bacula_sla_encryption_required", base, 1.0))
     order = {name: i for i, (name, _, _) in enumerate(FAMILIES)}
     out.sort(key=lambda s: (order[s.name], sorted(s.labels.items())))
     return out

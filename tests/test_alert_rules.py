@@ -18,7 +18,8 @@ REQUIRED = {
     "BaculaBackupTooOld", "BaculaBackupNeverSucceeded", "BaculaJobFailed",
     "BaculaOffsiteCopyLagging", "BaculaJobRunningTooLong", "BaculaBackupInQuietHours",
     "BaculaCatalogDown", "BaculaExporterDown", "BaculaCatalogPollStale", "BaculaPoolVolumesLow",
-    "BaculaRestoreRun", "BaculaTicketDeliveryFailing",
+    "BaculaRestoreRun", "BaculaTicketDeliveryFailing", "BaculaRetentionShort",
+    "BaculaBackupNotEncrypted",
 }
 
 

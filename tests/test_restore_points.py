@@ -10,6 +10,7 @@ import pytest
 from exporter.catalog.builder import CatalogBuilder
 from exporter.poller import CatalogPoller
 from exporter.restore_points import BackupJob, Coverage, coverage
+from exporter.sla import SlaConfig
 from tests.promtext import value
 from tests.test_catalogs import ENGINES, poll
 
@@ -98,4 +99,20 @@ def test_restore_points_on_every_engine(make_catalog: Any, engine: str) -> None:
     assert get("bacula_job_restore_points", "c-fd") == 2  # full and day 2; day 3 is on Error
     assert get("bacula_job_newest_restore_point_timestamp_seconds", "c-fd") == t0 + 2 * D + 60
     assert get("bacula_job_restore_chain_jobs", "c-fd") == 2
+    poller.close()
+
+
+def test_window_follows_the_sla_retention(make_catalog: Any) -> None:
+    """Without restore_window, a retention promise sets it: retention + a full cycle + a day."""
+    now = float(int(time.time()))
+    cat = make_catalog("sqlite", "Europe/Berlin")
+    with closing(cat.cursor()) as cur:
+        build(now).write(cur, "sqlite", 16)
+    cat.conn.commit()
+    sla = SlaConfig.model_validate({"defaults": {"retention": "14d"}})
+    poller = CatalogPoller(cat.config(), sla=sla)
+    found = poll(poller)
+    assert poller.reader.restore_window == (14 + 7 + 1) * D
+    assert value(found, "bacula_job_restore_points", catalog=cat.config().name, client="a-fd",
+                 job="B-a-fd") == 1
     poller.close()

@@ -23,6 +23,7 @@ from exporter.sla import (
     effective,
     match_policy,
     quiet_hours_active,
+    restore_window,
     sla_samples,
     specificity,
     unknown_catalogs,
@@ -320,9 +321,118 @@ def test_every_sample_belongs_to_a_family() -> None:
     names = {name for name, _, _ in FAMILIES}
     p = policy(match={"catalog": "main"}, max_copy_lag="1d",
                quiet_hours=[{"from": "00:00", "to": "24:00"}],
-               expected_jobs=[{"client": "c", "job": "j"}])
+               expected_jobs=[{"client": "c", "job": "j"}],
+               retention="14d", require_encryption=True)
     samples = sla_samples([p], Defaults(), [("main", "c", "j", "full")], utc(2025, 1, 1))
     assert {s.name for s in samples} == names
+
+
+# --- retention and encryption ------------------------------------------------------------------
+
+def test_retention_and_encryption_parse() -> None:
+    p = policy(retention="14d", require_encryption=True)
+    assert (p.retention, p.require_encryption) == (14 * D, True)
+    assert policy(retention=3600).retention == H
+    assert policy(retention="off").retention == math.inf
+    assert (Policy().retention, Policy().require_encryption) == (None, None)
+    assert (Defaults().retention, Defaults().require_encryption) == (None, None)
+    # YAML's booleans arrive as bool.
+    assert policy(**yaml.safe_load("require_encryption: yes")).require_encryption is True
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"retention": "0"}, "greater than 0"),
+    ({"retention": "two weeks"}, "'two weeks'"),
+    ({"retention": ["14d"]}, "invalid duration"),
+    ({"require_encryption": "maybe"}, "require_encryption"),
+    ({"retention_days": 14}, "Extra inputs are not permitted"),
+])
+def test_retention_and_encryption_errors(data: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        Policy.model_validate(data)
+    with pytest.raises(ValidationError, match=message):
+        Defaults.model_validate(data)
+
+
+def test_retention_and_encryption_are_off_by_default() -> None:
+    sla = effective([policy(match={"client": "c"})], Defaults(), "main", "c", "j")
+    assert (sla.retention, sla.require_encryption) == (None, False)
+    samples = sla_samples([], Defaults(), [("main", "c", "j", "full")], utc(2025, 1, 1))
+    names = {s.name for s in samples}
+    assert not names & {"bacula_sla_retention_seconds", "bacula_sla_encryption_required"}
+
+
+def test_retention_and_encryption_inherit_from_the_defaults_only() -> None:
+    defaults = Defaults.model_validate({"retention": "14d", "require_encryption": True})
+    broad = policy(match={"client": "*"}, retention="30d", require_encryption=False)
+    silent = policy(match={"client": "db*"})  # leaves both unset: the defaults', not broad's
+    lifted = policy(match={"client": "test1"}, retention="off", require_encryption=False)
+    policies = [broad, silent, lifted]
+    sla = effective(policies, defaults, "main", "db1", "j")
+    assert sla.policy is silent
+    assert (sla.retention, sla.require_encryption) == (14 * D, True)
+    sla = effective(policies, defaults, "main", "web", "j")
+    assert (sla.retention, sla.require_encryption) == (30 * D, False)
+    sla = effective(policies, defaults, "main", "test1", "j")
+    assert (sla.retention, sla.require_encryption) == (None, False)
+    sla = effective([], defaults, "main", "web", "j")
+    assert (sla.retention, sla.require_encryption) == (14 * D, True)
+    # A policy can require encryption where the defaults do not.
+    strict = policy(match={"client": "vault"}, require_encryption=True)
+    assert effective([strict], Defaults(), "main", "vault", "j").require_encryption is True
+
+
+def test_retention_and_encryption_samples() -> None:
+    shop = policy(match={"catalog": "main", "client": "shop-*"}, retention="14d",
+                  require_encryption=True,
+                  expected_jobs=[{"client": "shop-new", "job": "shop-new-files"}])
+    archive = policy(match={"client": "archive"}, retention="365d")
+    lab = policy(match={"client": "lab"}, retention="off", require_encryption=False)
+    defaults = Defaults.model_validate({"retention": "7d", "max_runtime": "off"})
+    seen = [
+        ("main", "shop-1", "shop-1-files", "full"),
+        ("main", "shop-1", "shop-1-files", "incremental"),  # one sample per job, not level
+        ("main", "archive", "archive-files", "full"),
+        ("main", "lab", "lab-files", "full"),
+        ("main", "web", "web-files", "full"),
+    ]
+    samples = sla_samples([shop, archive, lab], defaults, seen, utc(2025, 11, 24, 9, 0))
+    job = {"catalog": "main"}
+    shop1 = {**job, "client": "shop-1", "job": "shop-1-files"}
+    new = {**job, "client": "shop-new", "job": "shop-new-files"}
+    archive_job = {**job, "client": "archive", "job": "archive-files"}
+    web = {**job, "client": "web", "job": "web-files"}
+    wanted = ("bacula_sla_retention_seconds", "bacula_sla_encryption_required")
+    assert [s for s in samples if s.name in wanted] == [
+        Sample("bacula_sla_retention_seconds", archive_job, 365 * D),
+        Sample("bacula_sla_retention_seconds", shop1, 14 * D),
+        Sample("bacula_sla_retention_seconds", new, 14 * D),
+        Sample("bacula_sla_retention_seconds", web, 7 * D),
+        Sample("bacula_sla_encryption_required", shop1, 1.0),
+        Sample("bacula_sla_encryption_required", new, 1.0),
+    ]
+
+
+def test_restore_window_reaches_one_full_cycle_past_the_longest_retention() -> None:
+    assert restore_window(SlaConfig()) is None
+    # Defaults: 14d + the built-in weekly full + a day.
+    sla = SlaConfig.model_validate({"defaults": {"retention": "14d"}})
+    assert restore_window(sla) == 22 * D
+    sla = SlaConfig.model_validate({
+        "defaults": {"retention": "14d", "max_age": {"full": "36d"}},
+        "policies": [
+            # 30d with weekly fulls: 38d; 14d with the defaults' monthly fulls: 51d.
+            {"match": {"client": "a"}, "retention": "30d", "max_age": {"full": "7d"}},
+            {"match": {"client": "b"}, "retention": "off"},
+        ],
+    })
+    assert restore_window(sla) == 51 * D
+    assert restore_window(sla, margin=0) == 50 * D
+    # Fulls without a limit: a weekly cycle is assumed.
+    sla = SlaConfig.model_validate({"policies": [
+        {"match": {"client": "a"}, "retention": "10d", "max_age": {"full": "off"}},
+    ]})
+    assert restore_window(sla) == 18 * D
 
 
 def test_unknown_catalogs_are_reported_with_their_key_path() -> None:
@@ -356,8 +466,13 @@ def test_example_sla_file() -> None:
     assert db.max_age["incremental"] == 2 * H
     assert db.max_runtime == 45 * 60
     assert not quiet_hours_active(db.quiet_hours, utc(2025, 11, 24, 9, 0))
+    assert (files.retention, files.require_encryption) == (14 * D, True)
+    assert (db.retention, db.require_encryption) == (14 * D, True)
     other = effective(sla.policies, sla.defaults, "main", "intranet-fd", "intranet-files")
     assert other.policy is None and other.max_age["full"] == 8 * D
+    assert (other.retention, other.require_encryption) == (None, False)
+    # The example's restore_window is the one its policies need.
+    assert parse_duration(data["catalogs"][0]["restore_window"]) == restore_window(sla)
     samples = sla_samples(sla.policies, sla.defaults, [], utc(2025, 11, 24, 9, 0))
     expected = [s.labels for s in samples if s.name == "bacula_sla_expected_job"]
     assert expected == [{"catalog": "main", "client": "shop-erp-fd", "job": "shop-erp-files"}]
