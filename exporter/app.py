@@ -8,6 +8,8 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from exporter import __version__
+from exporter.bridge import Bridge
+from exporter.bridge import router as bridge_router
 from exporter.metrics import CONTENT_TYPE
 from exporter.page import render_page
 from exporter.service import Exporter
@@ -38,10 +40,13 @@ def get_exporter(request: Request) -> Exporter:
 ExporterDep = Annotated[Exporter, Depends(get_exporter)]
 
 
-def create_app(exporter: Exporter) -> FastAPI:
-    """Build the FastAPI app around a (started or not) Exporter."""
+def create_app(exporter: Exporter, bridge: Bridge | None = None) -> FastAPI:
+    """Build the FastAPI app around a (started or not) Exporter and the ticket bridge."""
     app = FastAPI(title="bacula-exporter", version=__version__)
     app.state.exporter = exporter
+    if bridge is not None:
+        app.state.bridge = bridge
+        app.include_router(bridge_router)
 
     @app.get("/metrics")
     def metrics(exp: ExporterDep) -> Response:

@@ -16,13 +16,18 @@ def _serve(config: Config) -> int:
     import uvicorn  # imported here so check-config stays fast
 
     from exporter.app import create_app
+    from exporter.bridge import build_bridge
     from exporter.service import Exporter
 
     logging.basicConfig(
         level=config.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    exporter = Exporter(config)
+    bridge = build_bridge(config)
+    exporter = Exporter(config, bridge.listener if bridge else None,
+                        bridge.resume if bridge else None, config.backfill)
+    if bridge:
+        bridge.start()
     exporter.start()
     logging.getLogger("exporter").info(
         "bacula-exporter %s listening on %s, %d catalog(s)",
@@ -30,13 +35,15 @@ def _serve(config: Config) -> int:
     )
     try:
         uvicorn.run(
-            create_app(exporter), host=config.host, port=config.port,
+            create_app(exporter, bridge), host=config.host, port=config.port,
             log_level=config.log_level, access_log=False,
             ssl_certfile=str(config.tls.cert_file) if config.tls else None,
             ssl_keyfile=str(config.tls.key_file) if config.tls else None,
         )
     finally:
         exporter.stop()
+        if bridge:
+            bridge.stop()
     return 0
 
 

@@ -3,55 +3,22 @@
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     ValidationError,
     field_validator,
     model_validator,
 )
 
-from exporter.durations import parse_duration
+from exporter.bridge_config import AlertmanagerConfig, SinkConfig, bridge_problems
+from exporter.config_types import Duration, Name, Secret, Strict
+from exporter.config_types import read_secret_file as _read_secret_file
 from exporter.sla import SlaConfig, unknown_catalogs
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
-
-
-class Secret:
-    """A secret value that never shows itself in logs, reprs or error messages."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def get(self) -> str:
-        """Return the secret itself, for the one place that needs it."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return "<secret>"
-
-    __str__ = __repr__
-
-
-class Strict(BaseModel):
-    """Base for every config section: unknown keys are errors, values are frozen."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _read_secret_file(path: Path) -> str:
-    """Read a secret file, dropping one trailing newline as editors and `echo` add it."""
-    return path.read_text(encoding="utf-8").removesuffix("\n")
 
 
 class CatalogConfig(Strict):
@@ -163,6 +130,10 @@ class Config(Strict):
     tls: TLSConfig | None = None
     sla: SlaConfig = SlaConfig()
     catalogs: list[CatalogConfig] = Field(min_length=1)
+    state_dir: Path | None = None  # the outbox of the ticket bridge
+    sinks: list[SinkConfig] = Field(default_factory=list)
+    alertmanager: AlertmanagerConfig | None = None
+    backfill: Duration = 0.0  # at first start, replay jobs that finished this long ago
 
     @field_validator("listen")
     @classmethod
@@ -219,6 +190,7 @@ def parse_config(data: Any, source: str = "config") -> Config:
         raise ConfigError(source, list(_problems(exc))) from None
     # Cross-references: a policy must name catalogs that exist.
     problems = unknown_catalogs(config.sla, [c.name for c in config.catalogs])
+    problems += bridge_problems(config.state_dir, config.sinks, config.alertmanager)
     if problems:
         raise ConfigError(source, problems)
     return config

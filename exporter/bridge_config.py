@@ -1,0 +1,197 @@
+"""Configuration of the ticket bridge: state_dir, sinks, the Alertmanager receiver, backfill."""
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from exporter.config_types import Duration, Name, Secret, Strict
+
+EventKind = Literal["job_result", "alert"]
+FinishedClass = Literal["ok", "warning", "error", "canceled", "differences"]
+
+
+def _readable(path: Path | None) -> Path | None:
+    """Fail at config time, not at the first delivery, when a secret file is missing."""
+    if path is not None and not os.access(path, os.R_OK):
+        raise ValueError(f"cannot read {path}")
+    return path
+
+
+def _env_set(name: str | None) -> str | None:
+    """Fail at config time when a secret's environment variable is not set."""
+    if name is not None and name not in os.environ:
+        raise ValueError(f"environment variable {name} is not set")
+    return name
+
+
+def _read(path: Path | None, env: str | None) -> Secret | None:
+    """Read a secret now, so a rotated file is picked up by the next delivery."""
+    if path is not None:
+        return Secret(path.read_text(encoding="utf-8").removesuffix("\n"))
+    if env is not None:
+        return Secret(os.environ.get(env, ""))
+    return None
+
+
+class RetryConfig(Strict):
+    """Exponential backoff with jitter between delivery attempts; then dead-letter."""
+
+    initial: Duration = 5.0
+    max: Duration = 3600.0
+    max_attempts: int = Field(default=100, ge=1)  # with the defaults: about four days of trying
+
+
+class SinkBase(Strict):
+    """What every sink has: a name, the filter of events it takes, the retry policy."""
+
+    name: Name
+    events: list[EventKind] = Field(default=["job_result", "alert"], min_length=1)
+    status: list[FinishedClass] | None = None  # job results of these classes only
+    job_types: list[Annotated[str, Field(pattern=r"^[A-Za-z]$")]] | None = None  # e.g. [B, C]
+    severities: list[str] | None = None  # alerts of these `severity` labels only
+    retry: RetryConfig = RetryConfig()
+    timeout: Duration = 10.0
+
+
+class RedmineSinkConfig(SinkBase):
+    """A Redmine project: one issue per job result and per alert group."""
+
+    type: Literal["redmine"]
+    url: str = Field(pattern=r"^https?://")
+    api_key_file: Path | None = None
+    api_key_env: str | None = None
+    project: str
+    tracker_id: int = 1
+    external_id_field: int = Field(ge=1)  # id of the custom field holding the event/alert key
+    job_results: Literal["all", "not_ok"] = "all"
+    close_on_resolve: bool = True
+    reopen_window: Duration = 86400.0
+    closed_status_id: int = 5
+    reopened_status_id: int = 1
+    priorities: dict[str, int] = Field(
+        default_factory=lambda: {"critical": 4, "warning": 3, "info": 2}
+    )
+    default_priority: int = 2
+
+    _file = field_validator("api_key_file")(_readable)
+    _env = field_validator("api_key_env")(_env_set)
+
+    @model_validator(mode="after")
+    def _one_key(self) -> "RedmineSinkConfig":
+        if (self.api_key_file is None) == (self.api_key_env is None):
+            raise ValueError("give exactly one of api_key_file or api_key_env")
+        return self
+
+    def api_key(self) -> Secret:
+        """Return the API key, read now."""
+        key = _read(self.api_key_file, self.api_key_env)
+        assert key is not None  # guaranteed by _one_key
+        return key
+
+
+class WebhookSinkConfig(SinkBase):
+    """A generic HTTP endpoint that receives each event as JSON."""
+
+    type: Literal["webhook"]
+    url: str = Field(pattern=r"^https?://")
+    headers: dict[str, str] = Field(default_factory=dict)  # not secret
+    headers_file: Path | None = None  # secret headers, one `Name: value` per line
+
+    _file = field_validator("headers_file")(_readable)
+
+    def secret_headers(self) -> dict[str, Secret]:
+        """Return the headers of headers_file, read now."""
+        if self.headers_file is None:
+            return {}
+        out: dict[str, Secret] = {}
+        for line in self.headers_file.read_text(encoding="utf-8").splitlines():
+            name, sep, value = line.partition(":")
+            if sep and name.strip():
+                out[name.strip()] = Secret(value.strip())
+        return out
+
+
+class AppriseSinkConfig(SinkBase):
+    """Any Apprise URLs (pagers, chat, e-mail); the URLs hold credentials, so they are secret."""
+
+    type: Literal["apprise"]
+    urls_file: Path | None = None  # one URL per line; lines starting with # are comments
+    urls_env: str | None = None  # URLs separated by whitespace or commas
+    tags: list[str] = Field(default_factory=list)
+
+    _file = field_validator("urls_file")(_readable)
+    _env = field_validator("urls_env")(_env_set)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "AppriseSinkConfig":
+        if (self.urls_file is None) == (self.urls_env is None):
+            raise ValueError("give exactly one of urls_file or urls_env")
+        return self
+
+    def urls(self) -> list[Secret]:
+        """Return the Apprise URLs, read now."""
+        text = _read(self.urls_file, self.urls_env)
+        lines = text.get().splitlines() if text else []
+        kept = " ".join(line for line in lines if not line.lstrip().startswith("#"))
+        return [Secret(u) for u in kept.replace(",", " ").split()]
+
+
+SinkConfig = Annotated[
+    RedmineSinkConfig | WebhookSinkConfig | AppriseSinkConfig, Field(discriminator="type")
+]
+
+
+class BearerAuth(Strict):
+    """`Authorization: Bearer <token>` as Alertmanager's http_config sends it."""
+
+    type: Literal["bearer"]
+    token_file: Path
+
+    _file = field_validator("token_file")(_readable)
+
+
+class BasicAuth(Strict):
+    """HTTP basic auth as Alertmanager's http_config sends it."""
+
+    type: Literal["basic"]
+    username: str = Field(min_length=1)
+    password_file: Path
+
+    _file = field_validator("password_file")(_readable)
+
+
+AuthConfig = Annotated[BearerAuth | BasicAuth, Field(discriminator="type")]
+
+
+class AlertmanagerConfig(Strict):
+    """The receiver `POST /alertmanager`; auth must be given, or `none` said explicitly."""
+
+    auth: AuthConfig | Literal["none"]
+    max_body_bytes: int = Field(default=1 << 20, ge=1024)
+
+
+class BridgeSettings(Strict):
+    """The top-level keys of the bridge; Config carries the same four fields."""
+
+    state_dir: Path | None = None
+    sinks: list[SinkConfig] = Field(default_factory=list)
+    alertmanager: AlertmanagerConfig | None = None
+    backfill: Duration = 0.0
+
+
+def bridge_problems(state_dir: Path | None, sinks: list[SinkConfig],
+                    alertmanager: AlertmanagerConfig | None) -> list[str]:
+    """Cross-checks the models cannot do alone: unique sink names, a state_dir when needed."""
+    problems = []
+    seen: set[str] = set()
+    for i, sink in enumerate(sinks):
+        if sink.name in seen:
+            problems.append(f"sinks.{i}.name: sink name {sink.name!r} is used twice")
+        seen.add(sink.name)
+    if (sinks or alertmanager) and state_dir is None:
+        problems.append("state_dir: sinks and alertmanager need a state_dir for the outbox")
+    if alertmanager is not None and not any("alert" in s.events for s in sinks):
+        problems.append("alertmanager: no sink takes `alert` events")
+    return problems

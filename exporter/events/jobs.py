@@ -1,0 +1,37 @@
+"""Job-result events: one per job that reached a final status."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from exporter.codes import StatusClass
+from exporter.events.models import Event
+from exporter.state import FinishedJob
+
+SEVERITY = {StatusClass.OK: "info", StatusClass.WARNING: "warning"}  # the rest are critical
+TYPES = {"B": "backup", "C": "copy", "R": "restore", "V": "verify", "D": "admin",
+         "c": "copy-control", "g": "migrate-control", "M": "migrated", "A": "archive"}
+
+
+def iso(ts: float | None) -> str | None:
+    """Return Unix seconds as ISO 8601 in UTC."""
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
+
+
+def job_result_event(job: FinishedJob) -> Event:
+    """Turn a finished job into its event; the id is `<catalog>:<JobId>`."""
+    rec = job.record
+    body: dict[str, Any] = {
+        "catalog": job.catalog, "client": job.client, "job": rec.name, "job_name": rec.job,
+        "job_id": rec.job_id, "type": TYPES.get(rec.type, rec.type), "type_code": rec.type,
+        "level": job.level, "status_code": rec.status, "status": job.status.value,
+        "status_text": job.status_text, "start": iso(rec.start_time), "end": iso(rec.end_time),
+        "duration_seconds": rec.duration, "bytes": rec.bytes, "files": rec.files,
+        "errors": rec.errors, "log": list(job.log),
+    }
+    who = f"{job.client} " if job.client else ""
+    title = f"[{job.catalog}] {who}{rec.name} {job.level}: {job.status_text} ({rec.job})"
+    return Event(
+        id=f"{job.catalog}:{rec.job_id}", kind="job_result", key=f"{job.catalog}:{rec.job_id}",
+        title=title, severity=SEVERITY.get(job.status, "critical"), status=job.status.value,
+        body={"kind": "job_result", **body}, job_type=rec.type,
+    )

@@ -1,0 +1,35 @@
+"""The event envelope stored in the outbox and handed to every sink."""
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Kind = Literal["job_result", "alert"]
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing to deliver; `id` is stable so a redelivery is recognised everywhere."""
+
+    id: str  # "<catalog>:<JobId>" for job results; identity + notification hash for alerts
+    kind: Kind
+    key: str  # the ticket identity: the job result's id, or the alert group's identity
+    title: str
+    severity: str  # critical, warning or info
+    status: str  # job results: the status class; alerts: firing or resolved
+    body: dict[str, Any] = field(default_factory=dict)  # the JSON the webhook sends
+    job_type: str = ""  # Bacula's Job.Type code, for the sink filters
+
+    def to_json(self) -> str:
+        """Serialise for the outbox."""
+        return json.dumps({
+            "id": self.id, "kind": self.kind, "key": self.key, "title": self.title,
+            "severity": self.severity, "status": self.status, "body": self.body,
+            "job_type": self.job_type,
+        }, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Event":
+        """Read back what to_json wrote."""
+        data = json.loads(text)
+        return cls(**data)

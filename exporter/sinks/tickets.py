@@ -1,0 +1,149 @@
+"""Ticket rules shared by every ticket backend: create, repeat, resolve, reopen within a window."""
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from exporter.events.models import Event
+
+SUBJECT_MAX = 255
+DESCRIPTION_MAX = 30000  # Redmine's text columns hold more; stay well below the usual 32k limits
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """What the rules need to know about an existing ticket."""
+
+    id: int
+    open: bool
+    closed_at: float | None  # Unix seconds of the last close, when closed
+
+
+class TicketBackend(Protocol):
+    """A ticket system reduced to find / create / update."""
+
+    def find(self, key: str) -> Ticket | None:
+        """Return the newest ticket that carries this key, open or closed."""
+
+    def create(self, key: str, subject: str, description: str, severity: str) -> Ticket:
+        """File a new open ticket carrying the key."""
+
+    def update(self, ticket: Ticket, note: str, close: bool | None) -> None:
+        """Add a note; close (True), reopen (False) or leave the status (None)."""
+
+    def noted(self, ticket: Ticket, marker: str) -> bool:
+        """Tell whether a note of the ticket contains the marker."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+@dataclass(frozen=True)
+class TicketRules:
+    """The choices of a ticket sink."""
+
+    job_results: str = "all"  # or "not_ok"
+    close_on_resolve: bool = True
+    reopen_window: float = 86400.0
+
+
+def cut(text: str, limit: int) -> str:
+    """Shorten text to at most `limit` characters, saying so."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _marker(event: Event) -> str:
+    """Return the line that names the event in a ticket or note."""
+    return f"event: {event.id}"
+
+
+def describe(event: Event) -> str:
+    """Return a plain-text description of an event for a ticket."""
+    body = event.body
+    if event.kind == "job_result":
+        fields = ("catalog", "client", "job", "job_name", "job_id", "type", "level",
+                  "status", "status_code", "status_text", "start", "end", "duration_seconds",
+                  "bytes", "files", "errors")
+        lines = [f"{name}: {body.get(name)}" for name in fields]
+        if body.get("log"):
+            lines += ["", "Last log lines:", *(f"  {line}" for line in body["log"])]
+        lines += ["", _marker(event)]
+    else:
+        lines = [f"{event.status.upper()}: {event.title}", ""]
+        for alert in body.get("alerts", []):
+            lines.append(f"- [{alert.get('status')}] since {alert.get('startsAt')}")
+            lines += [f"    {k}={v}" for k, v in sorted(alert.get("labels", {}).items())]
+            lines += [f"    {k}: {v}" for k, v in sorted(alert.get("annotations", {}).items())]
+        lines += ["", f"group: {json.dumps(body.get('groupLabels', {}), sort_keys=True)}",
+                  f"key: {event.key}", _marker(event)]
+    return cut("\n".join(lines), DESCRIPTION_MAX)
+
+
+class TicketSink:
+    """A sink that turns events into tickets by the rules, on any TicketBackend."""
+
+    def __init__(self, name: str, backend: TicketBackend, rules: TicketRules,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.name = name
+        self.backend = backend
+        self.rules = rules
+        self.clock = clock
+
+    def deliver(self, event: Event) -> None:
+        """Apply the event; each step looks at the ticket first, so a redelivery is a no-op."""
+        if event.kind == "job_result":
+            self._job_result(event)
+        elif event.status == "firing":
+            self._firing(event)
+        else:
+            self._resolved(event)
+
+    def _create(self, event: Event) -> Ticket:
+        """File the ticket of an event."""
+        return self.backend.create(
+            event.key, cut(event.title, SUBJECT_MAX), describe(event), event.severity
+        )
+
+    def _job_result(self, event: Event) -> None:
+        """One ticket per job result; a good result is filed closed, as a record."""
+        if self.rules.job_results == "not_ok" and event.status == "ok":
+            return
+        ticket = self.backend.find(event.key) or self._create(event)
+        if event.status == "ok" and ticket.open:
+            self.backend.update(ticket, "", close=True)
+
+    def _firing(self, event: Event) -> None:
+        """New group: file; open ticket: nothing; closed lately: reopen; closed long ago: file."""
+        ticket = self.backend.find(event.key)
+        if ticket is None:
+            self._create(event)
+        elif ticket.open:
+            return
+        elif ticket.closed_at is not None and (
+            self.clock() - ticket.closed_at <= self.rules.reopen_window
+        ):
+            self.backend.update(ticket, "Firing again.\n\n" + describe(event), close=False)
+        else:
+            self._create(event)
+
+    def _resolved(self, event: Event) -> None:
+        """Note the resolution on the open ticket and close it (unless configured to leave it)."""
+        ticket = self.backend.find(event.key)
+        if ticket is None or not ticket.open:
+            return
+        if self.rules.close_on_resolve:
+            self.backend.update(ticket, "Resolved.\n\n" + describe(event), close=True)
+        elif not self.backend.noted(ticket, _marker(event)):
+            # The status cannot tell a redelivery here: the note carries the event id.
+            self.backend.update(ticket, "Resolved.\n\n" + describe(event), close=None)
+
+    def close(self) -> None:
+        """Release the backend."""
+        self.backend.close()
+
+
+def as_dict(ticket: Ticket) -> dict[str, Any]:
+    """Return a ticket as plain data (for logs and tests)."""
+    return {"id": ticket.id, "open": ticket.open, "closed_at": ticket.closed_at}

@@ -1,0 +1,1 @@
+"""A real Redmine on loopback for the ticket tests, and sample events."""
