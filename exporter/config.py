@@ -5,7 +5,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import yaml
 from pydantic import (
@@ -16,7 +16,7 @@ from pydantic import (
 )
 
 from exporter.bridge_config import AlertmanagerConfig, SinkConfig, bridge_problems
-from exporter.config_types import Duration, Name, Secret, Strict
+from exporter.config_types import Duration, Name, Secret, Strict, Zone
 from exporter.config_types import read_secret_file as _read_secret_file
 from exporter.sla import SlaConfig, unknown_catalogs
 
@@ -28,7 +28,7 @@ class CatalogConfig(Strict):
     url: str
     password_file: Path | None = None
     password_env: str | None = None
-    timezone: str
+    timezone: Zone
     statement_timeout: Duration = 10.0
     connect_timeout: Duration = 5.0
     refresh_interval: Duration = 300.0  # full re-read of clients, pools and volumes
@@ -48,17 +48,6 @@ class CatalogConfig(Strict):
         if parts.scheme != "sqlite" and not (parts.hostname and parts.path.strip("/")):
             raise ValueError("the url needs a host and a database name")
         return url
-
-    @field_validator("timezone")
-    @classmethod
-    def _check_zone(cls, zone: str) -> str:
-        try:
-            ZoneInfo(zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown time zone {zone!r}; use an IANA name such as Europe/Berlin"
-            ) from None
-        return zone
 
     @field_validator("password_file")
     @classmethod

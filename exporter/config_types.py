@@ -2,12 +2,26 @@
 
 from pathlib import Path
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from exporter.durations import parse_duration
 
+
+def check_zone(zone: str) -> str:
+    """Accept an IANA time zone name such as Europe/Berlin."""
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {zone!r}; use an IANA name such as Europe/Berlin"
+        ) from None
+    return zone
+
+
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+Zone = Annotated[str, AfterValidator(check_zone)]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 
 

@@ -29,10 +29,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from fnmatch import fnmatchcase
 from typing import Annotated, Any, Literal, NamedTuple
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
+from exporter.config_types import Strict, Zone
 from exporter.durations import parse_duration
 
 LEVELS = ("full", "incremental", "differential")
@@ -123,12 +124,6 @@ Glob = Annotated[str, Field(min_length=1)]
 Name = Annotated[str, Field(min_length=1, max_length=128)]
 
 
-class Strict(BaseModel):
-    """Base of every SLA model: unknown keys are errors, values are frozen."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 class Match(Strict):
     """Which jobs a policy covers: shell-style globs, case-sensitive like Bacula's names."""
 
@@ -178,18 +173,7 @@ class QuietHours(Strict):
     days: Days = Field(default_factory=lambda: list(DAYS))
     from_: Clock = Field(alias="from")
     to: Clock
-    timezone: str = "UTC"
-
-    @field_validator("timezone")
-    @classmethod
-    def _check_zone(cls, zone: str) -> str:
-        try:
-            ZoneInfo(zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown time zone {zone!r}; use an IANA name such as Europe/Berlin"
-            ) from None
-        return zone
+    timezone: Zone = "UTC"
 
     @model_validator(mode="after")
     def _check_range(self) -> "QuietHours":
