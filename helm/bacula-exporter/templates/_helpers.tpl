@@ -1,0 +1,86 @@
+{{/* Names, labels and the rendered exporter configuration. */}}
+
+{{- define "bacula-exporter.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "bacula-exporter.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "bacula-exporter.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "bacula-exporter.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "bacula-exporter.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "bacula-exporter.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "bacula-exporter.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "bacula-exporter.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* Where things are mounted in the container. */}}
+{{- define "bacula-exporter.configDir" -}}/etc/bacula-exporter{{- end }}
+{{- define "bacula-exporter.secretsDir" -}}/etc/bacula-exporter/secrets{{- end }}
+{{- define "bacula-exporter.tlsDir" -}}/etc/bacula-exporter/tls{{- end }}
+{{- define "bacula-exporter.stateDir" -}}/var/lib/bacula-exporter{{- end }}
+
+{{/* The names of every Secret to mount: catalogs' passwordSecret and existingSecrets, once each. */}}
+{{- define "bacula-exporter.secretNames" -}}
+{{- $names := dict }}
+{{- range .Values.catalogs }}
+{{- if and .passwordSecret .passwordSecret.name }}
+{{- $_ := set $names .passwordSecret.name true }}
+{{- end }}
+{{- end }}
+{{- range .Values.existingSecrets }}
+{{- $_ := set $names . true }}
+{{- end }}
+{{- keys $names | sortAlpha | toJson }}
+{{- end }}
+
+{{/* The configuration file, from values; the chart owns listen, catalogs, tls and state_dir. */}}
+{{- define "bacula-exporter.config" -}}
+{{- $cfg := deepCopy (.Values.config | default dict) }}
+{{- $listenHost := .Values.listenHost }}
+{{- if contains ":" $listenHost }}
+{{- $listenHost = printf "[%s]" $listenHost }}
+{{- end }}
+{{- $_ := set $cfg "listen" (printf "%s:%d" $listenHost (int .Values.port)) }}
+{{- $catalogs := list }}
+{{- range .Values.catalogs }}
+{{- $catalog := omit (deepCopy .) "passwordSecret" }}
+{{- if and .passwordSecret .passwordSecret.name }}
+{{- $file := printf "%s/%s/%s" (include "bacula-exporter.secretsDir" $) .passwordSecret.name (.passwordSecret.key | default "password") }}
+{{- $_ := set $catalog "password_file" $file }}
+{{- end }}
+{{- $catalogs = append $catalogs $catalog }}
+{{- end }}
+{{- $_ := set $cfg "catalogs" $catalogs }}
+{{- if .Values.tls.existingSecret }}
+{{- $dir := include "bacula-exporter.tlsDir" . }}
+{{- $_ := set $cfg "tls" (dict "cert_file" (printf "%s/tls.crt" $dir) "key_file" (printf "%s/tls.key" $dir)) }}
+{{- end }}
+{{- if or $cfg.sinks $cfg.alertmanager }}
+{{- $_ := set $cfg "state_dir" (include "bacula-exporter.stateDir" .) }}
+{{- end }}
+{{- toYaml $cfg }}
+{{- end }}
