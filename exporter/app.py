@@ -5,7 +5,7 @@ import time
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 
 from exporter import __version__
 from exporter.bridge import Bridge
@@ -49,9 +49,12 @@ def create_app(exporter: Exporter, bridge: Bridge | None = None) -> FastAPI:
         app.include_router(bridge_router)
 
     @app.get("/metrics")
-    def metrics(exp: ExporterDep) -> Response:
-        """Prometheus exposition of every catalog."""
-        return Response(exp.metrics(), media_type=CONTENT_TYPE)
+    def metrics(exp: ExporterDep, request: Request) -> StreamingResponse:
+        """Prometheus exposition of every catalog, gzip-compressed when the scraper accepts it."""
+        gzip = "gzip" in request.headers.get("accept-encoding", "")
+        headers = {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"} if gzip else {}
+        # Streamed in pieces of a block built once per change: no copy of it per scrape.
+        return StreamingResponse(exp.stream(gzip), media_type=CONTENT_TYPE, headers=headers)
 
     @app.get("/", response_class=HTMLResponse)
     def status_page(exp: ExporterDep) -> HTMLResponse:

@@ -1,7 +1,9 @@
 """Prometheus exposition of catalog states: pure rendering, cached between state changes."""
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -100,6 +102,8 @@ def escape(value: str) -> str:
 
 def number(value: float) -> str:
     """Format a sample value the shortest exact way."""
+    if isinstance(value, int):
+        return str(value)
     exact = isinstance(value, int) or (math.isfinite(value) and value.is_integer())
     if exact and abs(value) < 2**53:
         return str(int(value))
@@ -263,25 +267,61 @@ def assemble(families: Mapping[str, Family], parts: Sequence[Lines]) -> str:
     return "".join(chunks)
 
 
+CHUNK = 1 << 20  # bytes per piece when the uncompressed block is streamed
+
+
+@dataclass(frozen=True)
+class Block:
+    """The state families of every catalog, kept both plain and as the head of a gzip stream."""
+
+    states: tuple[Lines, ...]
+    plain: bytes
+    gzip_head: bytes
+    gzip: "zlib._Compress"  # holds the stream's state after gzip_head; copied per scrape
+
+
+def build_block(states: Sequence[Lines]) -> Block:
+    """Assemble and compress once per change, so a scrape only adds its small tail."""
+    plain = assemble(STATE_FAMILIES, states).encode()
+    gz = zlib.compressobj(1, zlib.DEFLATED, 31)  # level 1: fast; 31: a gzip container
+    head = gz.compress(plain) + gz.flush(zlib.Z_SYNC_FLUSH)
+    return Block(tuple(states), plain, head, gz)
+
+
 class Exposition:
-    """Builds /metrics: the state block is cached until a catalog's rendering changes."""
+    """Builds /metrics: the state block is rebuilt only when a catalog's rendering changes."""
 
     def __init__(self) -> None:
-        self._states: tuple[Lines, ...] = ()
-        self._block = b""
+        self._block = build_block(())
+        self._lock = threading.Lock()
+
+    def rebuild(self, states: Sequence[Lines]) -> Block:
+        """Return the block for these renderings, building it only when one of them changed."""
+        with self._lock:
+            # Renderings are replaced, never mutated, so identity tells whether anything changed.
+            old = self._block.states
+            same = len(states) == len(old) and all(
+                a is b for a, b in zip(states, old, strict=True)
+            )
+            if not same:
+                self._block = build_block(states)
+            return self._block
 
     def render(
         self, states: Sequence[Lines], health: Iterable[Health],
-        quiet: Sequence[tuple[str, Sequence[QuietHours]]] = (),
-    ) -> bytes:
-        """Return the whole exposition; `states` are the per-catalog renderings."""
-        # Renderings are replaced, never mutated, so identity tells whether anything changed.
-        same = len(states) == len(self._states) and all(
-            a is b for a, b in zip(states, self._states, strict=True)
-        )
-        if not same:
-            self._block = assemble(STATE_FAMILIES, states).encode()
-            self._states = tuple(states)
+        quiet: Sequence[tuple[str, Sequence[QuietHours]]] = (), gzip: bool = False,
+    ) -> Iterator[bytes]:
+        """Yield the whole exposition in pieces (gzip-compressed when asked for)."""
+        block = self.rebuild(states)
         now = datetime.now(UTC)
         tail = assemble(HEALTH_FAMILIES, [render_health(health), render_quiet(quiet, now)])
-        return self._block + tail.encode() + generate_latest(REGISTRY)
+        tail_bytes = tail.encode() + generate_latest(REGISTRY)
+        if gzip:
+            stream = block.gzip.copy()
+            yield block.gzip_head
+            yield stream.compress(tail_bytes) + stream.flush()
+            return
+        view = memoryview(block.plain)
+        for start in range(0, len(view), CHUNK):
+            yield bytes(view[start : start + CHUNK])
+        yield tail_bytes

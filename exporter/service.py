@@ -2,6 +2,7 @@
 
 import logging
 import threading
+from collections.abc import Iterator
 
 from exporter.config import Config
 from exporter.metrics import Exposition
@@ -43,6 +44,8 @@ class Exporter:
         tick = min(1.0, max(0.05, self.config.poll_interval / 4))
         while not self._stop.is_set():
             poller.maybe_poll(self.config.poll_interval, wait=tick)
+            # Assemble and compress here, not in the next scrape, after a change.
+            self.exposition.rebuild([p.rendered for p in self.pollers])
             self._stop.wait(tick)
 
     def stop(self) -> None:
@@ -62,10 +65,14 @@ class Exporter:
         for poller in self.pollers:
             poller.maybe_poll(self.config.scrape_min_interval, wait=SCRAPE_WAIT)
 
-    def metrics(self) -> bytes:
-        """Return the exposition, polling first where the last poll is older than allowed."""
+    def stream(self, gzip: bool = False) -> Iterator[bytes]:
+        """Yield the exposition, polling first where the last poll is older than allowed."""
         self.refresh()
         return self.exposition.render(
             [p.rendered for p in self.pollers], [p.health() for p in self.pollers],
-            [q for p in self.pollers for q in p.quiet],
+            [q for p in self.pollers for q in p.quiet], gzip=gzip,
         )
+
+    def metrics(self) -> bytes:
+        """Return the whole exposition as one piece (for tests and tools)."""
+        return b"".join(self.stream())

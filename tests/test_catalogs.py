@@ -51,7 +51,7 @@ def poll(poller: CatalogPoller) -> dict[Any, float]:
 
 def scrape(poller: CatalogPoller) -> dict[Any, float]:
     """Render the poller's state and parse it back."""
-    body = Exposition().render([poller.rendered], [poller.health()])
+    body = b"".join(Exposition().render([poller.rendered], [poller.health()]))
     return samples(body)
 
 

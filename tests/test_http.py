@@ -39,6 +39,11 @@ def test_routes(served: tuple[str, Path]) -> None:
     assert laptop == []  # never succeeded: no success series, but the client is visible
     assert value(found, "bacula_restore_runs_total", catalog="demo", client="web02-fd",
                  status="ok") == 1
+    plain = httpx.get(f"{base}/metrics", headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers
+    assert resp.headers["content-encoding"] == "gzip"  # httpx asks for gzip by default
+    names = {k[0] for k in samples(plain.text)}
+    assert names >= {k[0] for k in found if k[0].startswith("bacula_")}
     assert httpx.get(f"{base}/nope").status_code == 404
 
 

@@ -1,5 +1,6 @@
 """Golden exposition of a hand-built state, and the render cache."""
 
+import gzip
 import os
 from pathlib import Path
 
@@ -71,13 +72,20 @@ def test_render_cache_reuses_until_a_rendering_changes() -> None:
     """The state block is rebuilt only when a catalog's rendering object changes."""
     exp = Exposition()
     lines = render_state("main", hand_state())
-    first = exp.render([lines], [])
-    cached = exp._block
-    exp.render([lines], [])
-    assert exp._block is cached
-    exp.render([render_state("main", CatalogState())], [])
-    assert exp._block is not cached
-    assert b"bacula_job_runs_total" in first
+    first = exp.rebuild([lines])
+    assert exp.rebuild([lines]) is first
+    assert exp.rebuild([render_state("main", hand_state())]) is not first
+    assert b"bacula_job_runs_total" in first.plain
+
+
+def test_gzip_stream_equals_the_plain_exposition() -> None:
+    """The precompressed head plus a compressed tail is one valid gzip of the plain text."""
+    exp = Exposition()
+    states = [render_state("main", hand_state())]
+    plain = b"".join(exp.render(states, []))
+    packed = b"".join(exp.render(states, [], gzip=True))
+    assert gzip.decompress(packed).split(b"# HELP python_")[0] == plain.split(b"# HELP python_")[0]
+    assert len(packed) < len(plain)
 
 
 def test_escaping_and_numbers() -> None:
