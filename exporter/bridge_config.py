@@ -66,6 +66,8 @@ class RedmineSinkConfig(SinkBase):
     tracker_id: int = 1
     external_id_field: int = Field(ge=1)  # id of the custom field holding the event/alert key
     job_results: Literal["all", "not_ok"] = "all"
+    # Restores (Type R) are always filed and never closed by the bridge: a person closes them.
+    restore_ack: bool = False
     close_on_resolve: bool = True
     reopen_window: Duration = 86400.0
     closed_status_id: int = 5
@@ -82,6 +84,18 @@ class RedmineSinkConfig(SinkBase):
     def _one_key(self) -> "RedmineSinkConfig":
         if (self.api_key_file is None) == (self.api_key_env is None):
             raise ValueError("give exactly one of api_key_file or api_key_env")
+        return self
+
+    @model_validator(mode="after")
+    def _restores_reach(self) -> "RedmineSinkConfig":
+        """restore_ack promises a ticket per restore: the filter must let every restore in."""
+        if self.restore_ack and (
+            "job_result" not in self.events
+            or (self.job_types is not None and "R" not in self.job_types)
+            or (self.status is not None and "ok" not in self.status)
+        ):
+            raise ValueError("restore_ack needs events to include job_result, job_types (if "
+                             "given) to include R and status (if given) to include ok")
         return self
 
     def api_key(self) -> Secret:

@@ -277,7 +277,8 @@ class CatalogState:
         for rec in list(self.active.values()):
             client = self.clients.get(rec.client_id)
             level = level_name(rec.level)
-            if rec.type != BACKUP or client is None or level is None:
+            # A row with a PriorJobId is a copy or migration under way, not a backup of the job.
+            if rec.type != BACKUP or rec.prior_job_id or client is None or level is None:
                 continue
             key = (client.name, rec.name, level)
             start = rec.started_at or 0.0

@@ -215,10 +215,32 @@ def settings(tmp_path: Path, **keys: Any) -> BridgeSettings:
     ({"sinks": [{"name": "h", "type": "webhook", "url": "http://x", "colour": "red"}]},
      "colour"),
     ({"backfill": "soon"}, "backfill"),
+    *(({"sinks": [{"name": "h", "type": "redmine", "url": "http://127.0.0.1:1", "project": "p",
+                   "external_id_field": 1, "api_key_env": "PATH", "restore_ack": True,
+                   **narrow}]}, "restore_ack needs")
+      for narrow in ({"events": ["alert"]}, {"job_types": ["B", "C"]},
+                     {"status": ["error", "warning"]})),
 ])
 def test_bad_bridge_config(tmp_path: Path, keys: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         settings(tmp_path, **keys)
+
+
+def test_restore_ack_reaches_the_ticket_rules(tmp_path: Path) -> None:
+    from exporter.sinks.redmine import redmine_sink
+
+    base = {"name": "h", "type": "redmine", "url": "http://127.0.0.1:1", "project": "p",
+            "external_id_field": 1, "api_key_env": "PATH"}
+    plain, acked, restores = settings(tmp_path, sinks=[
+        base, {**base, "name": "a", "restore_ack": True},
+        {**base, "name": "r", "restore_ack": True, "job_types": ["R"], "status": ["ok"]},
+    ]).sinks
+    assert isinstance(plain, RedmineSinkConfig) and not plain.restore_ack
+    assert isinstance(acked, RedmineSinkConfig) and isinstance(restores, RedmineSinkConfig)
+    for cfg, expected in ((plain, False), (acked, True), (restores, True)):
+        sink = redmine_sink(cfg)
+        assert sink.rules.restore_ack is expected
+        sink.close()
 
 
 def test_cross_checks(tmp_path: Path) -> None:

@@ -393,3 +393,38 @@ def test_encryption_where_the_catalog_records_it(make_catalog: Any, engine: str)
                             level="incremental", **alpha)
         assert (full, incremental) == ((1, 0) if verifiable else (None, None))
         poller.close()
+
+
+def test_copy_rows_settle_before_they_count(
+    make_catalog: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copy's row is Type B for a moment; only its final Type C counts. Migrations stay B."""
+    monkeypatch.setattr("exporter.catalog.reader.SETTLE", 1.0)
+    cat = make_catalog("sqlite", scenario.ZONE)
+    write_scenario(cat, 16)
+    recorder = Recorder()
+    poller = CatalogPoller(cat.config(), recorder)
+    poll(poller)
+    key = ("alpha-fd", "BackupAlpha", "incremental")
+    runs = poller.state.series[key].runs
+    # The Director's copy row of job 3, before it rewrites the row to Type C.
+    cat.execute("INSERT INTO Job (JobId, Job, Name, Type, Level, ClientId, JobStatus, SchedTime, "
+                "JobTDate, PriorJobId) VALUES (40, 'c40', 'BackupAlpha', 'B', 'I', 1, 'T', "
+                "'2026-03-10 00:00:00', 1999999999, 3)")
+    poll(poller)
+    assert poller.state.series[key].runs == runs and recorder.jobs == []
+    assert recorder.checkpoints[-1] == 13  # 40 is not handed over while it may still change
+    cat.execute("UPDATE Job SET Type = 'C', JobTDate = 1772557320 WHERE JobId = 40")
+    poll(poller)
+    series = poller.state.series[key]
+    assert series.runs == runs and series.last_copy == 1772557320 and recorder.jobs == [40]
+    # A migration's new row stays Type B: after the settling time it counts as a backup.
+    cat.execute("INSERT INTO Job (JobId, Job, Name, Type, Level, ClientId, JobStatus, SchedTime, "
+                "JobTDate, PriorJobId) VALUES (41, 'm41', 'BackupAlpha', 'B', 'I', 1, 'T', "
+                "'2026-03-10 00:00:00', 1772557400, 2)")
+    poll(poller)
+    assert poller.state.series[key].runs == runs
+    time.sleep(1.1)
+    poll(poller)
+    assert poller.state.series[key].runs == runs + 1 and recorder.jobs == [40, 41]
+    poller.close()

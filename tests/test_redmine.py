@@ -28,9 +28,10 @@ from exporter.events import group_identity, job_result_event
 from exporter.outbox import Outbox, Route
 from exporter.sinks.base import accepts
 from exporter.sinks.redmine import redmine_sink
+from exporter.sinks.tickets import ACK_NOTE
 from tests.chain.harness import ALERTMANAGER, Daemon, require_binaries, running
 from tests.redmine.harness import PROJECT, Redmine, RedmineError, install, installed
-from tests.redmine.samples import alert, finished
+from tests.redmine.samples import alert, finished, restore
 from tests.server import free_port
 
 pytestmark = pytest.mark.integration
@@ -127,6 +128,56 @@ def test_final_issue_states(redmine: Redmine, tmp_path: Path) -> None:
     assert ticket["status"]["id"] == 1  # resolved, closed, then reopened within the window
     notes = [j["notes"] for j in redmine.journals(ticket["id"]) if j.get("notes")]
     assert [n.split("\n", 1)[0] for n in notes] == ["Resolved.", "Firing again."]
+
+
+RESTORE_LOG = (
+    "e2e-dir JobId 2: Start Restore Job RestoreFiles.2026-11-18_03.00.00_02",
+    "e2e-dir JobId 2: Restore Client:         fd1",
+    "e2e-dir JobId 2: Where:                  /srv/restore",
+)
+
+
+@pytest.mark.parametrize("job_results", ["all", "not_ok"])
+def test_restore_tickets_wait_for_a_human(redmine: Redmine, tmp_path: Path,
+                                          job_results: str) -> None:
+    """restore_ack: every restore filed and left open; ok backups still filed-and-closed."""
+    prefix = f"ack-{job_results.replace('_', '')}"
+    cfg = sink_config(redmine, tmp_path, restore_ack=True, job_results=job_results)
+    sink = redmine_sink(cfg)
+    outbox = Outbox(tmp_path / "outbox.sqlite3",
+                    [Route(sink, lambda e: accepts(cfg, e), FAST)])
+    jobs = [finished(1, catalog=prefix), restore(2, catalog=prefix, log=RESTORE_LOG),
+            restore(3, StatusClass.ERROR, catalog=prefix)]
+    outbox.listener(prefix, jobs, 3)
+    outbox.deliver_due("helpdesk")
+    assert pending(outbox) == 0
+    # A redelivery (a crash before the outbox recorded the delivery) changes nothing.
+    for job in jobs:
+        sink.deliver(job_result_event(job))
+
+    found = issues_of(redmine, f"{prefix}:")
+    expected = {f"{prefix}:2", f"{prefix}:3"} | ({f"{prefix}:1"} if job_results == "all" else set())
+    assert set(found) == expected
+    assert all(len(v) == 1 for v in found.values())
+    if job_results == "all":
+        assert found[f"{prefix}:1"][0]["status"]["id"] == 5  # a good backup: a closed record
+    ok, failed = found[f"{prefix}:2"][0], found[f"{prefix}:3"][0]
+    assert ok["status"]["id"] == 1 and failed["status"]["id"] == 1
+    assert ok["subject"].startswith(f"Restore: [{prefix}] fd1 RestoreFiles: Restore OK")
+    assert ok["priority"]["id"] == 2 and failed["priority"]["id"] == 4
+    assert "Where:                  /srv/restore" in ok["description"]
+    assert "5 files, 171000 bytes" in ok["description"]
+    assert ACK_NOTE in ok["description"]
+
+    # The second person closes the ticket; a later redelivery neither reopens nor refiles it.
+    closed = httpx.put(f"{redmine.url}/issues/{ok['id']}.json", timeout=10,
+                       headers={"X-Redmine-API-Key": redmine.api_key},
+                       json={"issue": {"status_id": 5, "notes": "Reviewed: ok."}})
+    assert closed.status_code in (200, 204)
+    sink.deliver(job_result_event(jobs[1]))
+    again = issues_of(redmine, f"{prefix}:2")[f"{prefix}:2"]
+    assert [(i["id"], i["status"]["id"]) for i in again] == [(ok["id"], 5)]
+    outbox.stop()
 
 
 def test_redmine_down_while_50_events_queue(redmine: Redmine, tmp_path: Path) -> None:

@@ -16,9 +16,9 @@ from exporter.events import AlertmanagerPayload, Event, alert_event, job_result_
 from exporter.sinks.apprise_sink import AppriseSink
 from exporter.sinks.base import DeliveryError, PermanentError, RetryableError
 from exporter.sinks.fake import FakeTickets
-from exporter.sinks.tickets import SUBJECT_MAX, TicketRules, TicketSink, cut
+from exporter.sinks.tickets import ACK_NOTE, SUBJECT_MAX, TicketRules, TicketSink, cut
 from exporter.sinks.webhook import WebhookSink
-from tests.redmine.samples import T0, alert, finished
+from tests.redmine.samples import T0, alert, finished, restore
 
 HOUR = 3600.0
 
@@ -51,6 +51,17 @@ CASES: list[tuple[str, list[tuple[float, Event]], TicketRules, list[tuple[bool, 
      TicketRules(job_results="not_ok"), []),
     ("job result failed, not_ok only", [(0, job_result_event(finished(8, StatusClass.ERROR)))],
      TicketRules(job_results="not_ok"), [(True, 0)]),
+    ("restore ok", [(0, job_result_event(restore(9)))], TicketRules(), [(False, 0)]),
+    ("restore ok, ack required", [(0, job_result_event(restore(9)))],
+     TicketRules(restore_ack=True), [(True, 0)]),
+    ("restore ok, ack required, not_ok only", [(0, job_result_event(restore(9)))],
+     TicketRules(job_results="not_ok", restore_ack=True), [(True, 0)]),
+    ("restore failed, ack required", [(0, job_result_event(restore(9, StatusClass.ERROR)))],
+     TicketRules(restore_ack=True), [(True, 0)]),
+    ("backup ok, ack required", [(0, job_result_event(finished(7)))],
+     TicketRules(restore_ack=True), [(False, 0)]),
+    ("backup ok, ack required, not_ok only", [(0, job_result_event(finished(7)))],
+     TicketRules(job_results="not_ok", restore_ack=True), []),
 ]
 
 
@@ -93,6 +104,31 @@ def test_job_ticket_carries_the_reason_and_the_priority() -> None:
     assert issue.severity == "critical"
     assert "Network error with FD" in issue.description
     assert "Fatal error" in issue.subject
+
+
+def test_restore_ticket_stands_out_and_tells_what_the_catalog_knows() -> None:
+    log = ("e2e-dir JobId 9: Start Restore Job RestoreFiles.2026-11-18_03.00.00_09",
+           "e2e-dir JobId 9: Restore Client:         fd1",
+           "e2e-dir JobId 9: Where:                  /srv/restore")
+    event = job_result_event(restore(9, log=log))
+    assert event.title.startswith("Restore: [main] fd1 RestoreFiles: Restore OK")
+    assert event.job_type == "R"
+    body = event.body
+    assert {k: body[k] for k in ("type", "client", "job", "files", "bytes", "start", "end")} == {
+        "type": "restore", "client": "fd1", "job": "RestoreFiles", "files": 5,
+        "bytes": 171_000, "start": "2026-11-18T13:06:40+00:00",
+        "end": "2026-11-18T13:07:10+00:00"}
+    assert body["log"] == list(log)
+    tickets = run([(0, event)], TicketRules(restore_ack=True), 2)
+    (issue,) = tickets.issues
+    assert issue.open and issue.subject.startswith("Restore: ")
+    assert issue.description.startswith("Restore on client fd1 by job RestoreFiles: 5 files")
+    assert "The restore's log lines:" in issue.description
+    assert "Where:                  /srv/restore" in issue.description
+    assert ACK_NOTE in issue.description
+    assert ACK_NOTE not in run([(0, event)], TicketRules(), 1).issues[0].description
+    # A backup keeps its level in the title and no prefix.
+    assert not job_result_event(finished(7)).title.startswith("Restore")
 
 
 def test_subject_is_cut_to_255() -> None:

@@ -32,6 +32,7 @@ BATCH = 5000  # new Job rows fetched per statement
 IN_CHUNK = 500  # JobIds per IN (...) list
 GAP_TTL = 600.0  # seconds a skipped JobId is re-checked (a Job row committed late)
 GAP_MAX = 1000  # bound on tracked gaps, so a mass delete cannot grow memory
+SETTLE = 120.0  # seconds a finished Type B row with a PriorJobId may still turn into a copy
 LOG_LINES = 20  # Log lines kept per job result that is not ok
 # Long texts for when the Status table lacks a code (it differs between versions).
 DEFAULT_STATUS_TEXT = {code: text for code, text, _ in STATUS_ROWS_96 + STATUS_ROWS_15}
@@ -106,6 +107,7 @@ class Reader:
     watermark: int = 0
     client_watermark: int = 0
     gaps: dict[int, float] = field(default_factory=dict)
+    settling: dict[int, float] = field(default_factory=dict)  # JobId -> first seen finished
     last_refresh: float = 0.0
     status_text: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_STATUS_TEXT))
     restore_window: float = 0.0
@@ -300,10 +302,13 @@ class Reader:
         self.refresh(session, state, full=full)
         now = time.monotonic()
         self.gaps = {j: t for j, t in self.gaps.items() if now - t < GAP_TTL}
-        tracked = set(state.active) | set(self.gaps)
+        tracked = set(state.active) | set(self.gaps) | set(self.settling)
         changed = self._by_ids(session, tracked, state) if tracked else []
         for rec in changed:
             self.gaps.pop(rec.job_id, None)
+        vanished_settling = set(self.settling) - {r.job_id for r in changed}
+        for job_id in vanished_settling:
+            del self.settling[job_id]
         vanished = set(state.active) - {r.job_id for r in changed}
         new: list[JobRecord] = []
         while True:
@@ -327,14 +332,32 @@ class Reader:
             # A running job whose row was deleted (bconsole `delete`): forget it.
             state.active.pop(job_id, None)
             state.generation += 1
-        finished = state.apply(changed + new)
+        finished = state.apply(self._settled(changed + new, now))
         if finished:
             self.after_jobs(session, state, finished)
         return finished
 
+    def _settled(self, records: list[JobRecord], now: float) -> list[JobRecord]:
+        """Hold back a finished backup row that a copy or migration may still rewrite.
+
+        The Director writes a copy's new row as Type B with its final status, and only then
+        copies the source's times and log to it and sets Type C. A migration's row stays B. So a
+        finished B row with a PriorJobId waits until it turns C, or until SETTLE has passed.
+        """
+        out = []
+        for rec in records:
+            provisional = (
+                rec.type == "B" and rec.prior_job_id > 0 and rec.status not in ACTIVE_CODES
+            )
+            if provisional and now - self.settling.setdefault(rec.job_id, now) < SETTLE:
+                continue
+            self.settling.pop(rec.job_id, None)
+            out.append(rec)
+        return out
+
     def checkpoint(self, state: CatalogState) -> int:
         """Return the highest JobId up to which every job's outcome has been read."""
-        open_ids = [*state.active, *self.gaps]
+        open_ids = [*state.active, *self.gaps, *self.settling]
         return min(self.watermark, min(open_ids) - 1) if open_ids else self.watermark
 
     def finished_since(
@@ -357,7 +380,9 @@ class Reader:
     ) -> list[FinishedJob]:
         """Add client name, level, status text and, for results that are not ok, the Log lines."""
         known = [(r, cls) for r in records if (cls := classify(r.status, r.errors)) is not None]
-        logs = self._logs(session, state, [r.job_id for r, c in known if c is not StatusClass.OK])
+        # Failures carry their reason; restores their log too, for the person who reviews them.
+        wanted = [r.job_id for r, c in known if c is not StatusClass.OK or r.type == "R"]
+        logs = self._logs(session, state, wanted)
         out = []
         for rec, cls in known:
             client = state.clients.get(rec.client_id)

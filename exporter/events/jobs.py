@@ -10,6 +10,8 @@ from exporter.state import FinishedJob
 SEVERITY = {StatusClass.OK: "info", StatusClass.WARNING: "warning"}  # the rest are critical
 TYPES = {"B": "backup", "C": "copy", "R": "restore", "V": "verify", "D": "admin",
          "c": "copy-control", "g": "migrate-control", "M": "migrated", "A": "archive"}
+RESTORE = "R"
+RESTORE_PREFIX = "Restore: "  # restores stand out in every ticket list and page
 
 
 def iso(ts: float | None) -> str | None:
@@ -29,7 +31,11 @@ def job_result_event(job: FinishedJob) -> Event:
         "errors": rec.errors, "log": list(job.log),
     }
     who = f"{job.client} " if job.client else ""
-    title = f"[{job.catalog}] {who}{rec.name} {job.level}: {job.status_text} ({rec.job})"
+    if rec.type == RESTORE:
+        # A restore has no meaningful level; what a reviewer scans for is that it happened.
+        title = f"{RESTORE_PREFIX}[{job.catalog}] {who}{rec.name}: {job.status_text} ({rec.job})"
+    else:
+        title = f"[{job.catalog}] {who}{rec.name} {job.level}: {job.status_text} ({rec.job})"
     return Event(
         id=f"{job.catalog}:{rec.job_id}", kind="job_result", key=f"{job.catalog}:{rec.job_id}",
         title=title, severity=SEVERITY.get(job.status, "critical"), status=job.status.value,

@@ -96,6 +96,6 @@ class RedmineTickets:
 
 def redmine_sink(cfg: RedmineSinkConfig) -> TicketSink:
     """Build the Redmine sink of a config entry."""
-    rules = TicketRules(cfg.job_results, cfg.close_on_resolve, cfg.reopen_window)
+    rules = TicketRules(cfg.job_results, cfg.close_on_resolve, cfg.reopen_window, cfg.restore_ack)
     return TicketSink(cfg.name, RedmineTickets(cfg), rules)
 

@@ -6,10 +6,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from exporter.events.jobs import RESTORE
 from exporter.events.models import Event
 
 SUBJECT_MAX = 255
 DESCRIPTION_MAX = 30000  # Redmine's text columns hold more; stay well below the usual 32k limits
+ACK_NOTE = ("Acknowledgement required: this restore stays open until a second person has "
+            "reviewed it and closes the ticket.")
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class TicketRules:
     job_results: str = "all"  # or "not_ok"
     close_on_resolve: bool = True
     reopen_window: float = 86400.0
+    restore_ack: bool = False  # restores are always filed and never closed by the bridge
 
 
 def cut(text: str, limit: int) -> str:
@@ -59,16 +63,25 @@ def _marker(event: Event) -> str:
     return f"event: {event.id}"
 
 
-def describe(event: Event) -> str:
-    """Return a plain-text description of an event for a ticket."""
+def describe(event: Event, ack: bool = False) -> str:
+    """Return a plain-text description of an event for a ticket; `ack` asks for a human close."""
     body = event.body
     if event.kind == "job_result":
         fields = ("catalog", "client", "job", "job_name", "job_id", "type", "level",
                   "status", "status_code", "status_text", "start", "end", "duration_seconds",
                   "bytes", "files", "errors")
-        lines = [f"{name}: {body.get(name)}" for name in fields]
+        restore = event.job_type == RESTORE
+        lines = []
+        if restore:
+            lines += [f"Restore on client {body.get('client') or '?'} by job {body.get('job')}: "
+                      f"{body.get('files')} files, {body.get('bytes')} bytes, "
+                      f"{body.get('start')} to {body.get('end')}.", ""]
+        lines += [f"{name}: {body.get(name)}" for name in fields]
         if body.get("log"):
-            lines += ["", "Last log lines:", *(f"  {line}" for line in body["log"])]
+            heading = "The restore's log lines:" if restore else "Last log lines:"
+            lines += ["", heading, *(f"  {line}" for line in body["log"])]
+        if ack:
+            lines += ["", ACK_NOTE]
         lines += ["", _marker(event)]
     else:
         lines = [f"{event.status.upper()}: {event.title}", ""]
@@ -100,18 +113,23 @@ class TicketSink:
         else:
             self._resolved(event)
 
-    def _create(self, event: Event) -> Ticket:
+    def _create(self, event: Event, ack: bool = False) -> Ticket:
         """File the ticket of an event."""
         return self.backend.create(
-            event.key, cut(event.title, SUBJECT_MAX), describe(event), event.severity
+            event.key, cut(event.title, SUBJECT_MAX), describe(event, ack), event.severity
         )
 
     def _job_result(self, event: Event) -> None:
-        """One ticket per job result; a good result is filed closed, as a record."""
-        if self.rules.job_results == "not_ok" and event.status == "ok":
+        """One ticket per job result; a good result is filed closed, as a record.
+
+        With restore_ack, every restore is filed (whatever job_results says) and left open:
+        a person closes it, which is the acknowledgement.
+        """
+        ack = self.rules.restore_ack and event.job_type == RESTORE
+        if self.rules.job_results == "not_ok" and event.status == "ok" and not ack:
             return
-        ticket = self.backend.find(event.key) or self._create(event)
-        if event.status == "ok" and ticket.open:
+        ticket = self.backend.find(event.key) or self._create(event, ack)
+        if event.status == "ok" and ticket.open and not ack:
             self.backend.update(ticket, "", close=True)
 
     def _firing(self, event: Event) -> None:

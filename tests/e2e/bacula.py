@@ -40,6 +40,7 @@ DATABASE = {"sqlite": "bacula", "postgresql": "bacula_e2e_pg", "mysql": "bacula_
 PORT_BASE = {"sqlite": 19100, "postgresql": 19120, "mysql": 19140}
 CANCEL_SLEEP = 4  # Run Before Job of the job that gets canceled while it sleeps
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+FINAL_CODES = "TWEefIAD"  # JobStatus codes of a job that has ended (src/jcr.h)
 
 
 class BaculaError(RuntimeError):
@@ -620,6 +621,23 @@ Director {{
                 return status
             if time.monotonic() > deadline:
                 raise BaculaError(f"job {job_id} still {status!r}, wanted one of {statuses!r}")
+            time.sleep(0.1)
+
+    def await_quiet(self, timeout: float = 30) -> None:
+        """Wait until every job has ended and every copy carries its final Type.
+
+        A Copy job's row is written as Type B with its final status first and turned into
+        Type C a moment later (Bacula's copy clean-up).
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = self.query("SELECT JobStatus, Type, PriorJobId FROM Job")
+            busy = [r for r in rows if _text(r[0]) not in FINAL_CODES
+                    or (_text(r[1]) == "B" and int(r[2] or 0) > 0)]
+            if not busy:
+                return
+            if time.monotonic() > deadline:
+                raise BaculaError(f"jobs still busy after {timeout} s: {busy}")
             time.sleep(0.1)
 
     def llist(self, job_ids: list[int]) -> dict[int, dict[str, str]]:

@@ -5,17 +5,22 @@ own thread (the labs use distinct ports and databases) while an exporter polls i
 records what Bacula wrote and what the exporter said at each step. The tests then compare the
 two. Every daemon and exporter is stopped by PID when the scenario ends, and again in the
 fixture's finalizer in case a thread did not get that far.
+
+The exporters run the ticket bridge with a webhook sink pointing at a recording receiver on
+127.0.0.1 (one per engine, one URL path per exporter), so the tests can count the tickets: every
+job the Director ran must arrive exactly once, across restarts, backfill and downtime.
 """
 
 import fcntl
 import os
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +30,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.bacula import ENGINES, BaculaError, BaculaLab, JobRow, MediaRow, missing
+from tests.e2e.receiver import Post, Receiver
 
 ROOT = Path(__file__).resolve().parents[2]
 IN_CI = bool(os.environ.get("CI"))
@@ -35,6 +41,14 @@ LONG_SLEEP = 6  # seconds BackupLong sleeps before it saves anything: the window
 SCENARIO_TIMEOUT = 240.0
 # Two test sessions on one machine would fight over the ports and the two databases.
 LOCK = Path(tempfile.gettempdir()) / "bacula-exporter-e2e.lock"
+SINK = "hook"  # the webhook sink's name in every exporter's config
+SETTLE_TIMEOUT = 20.0  # longest wait for an outbox to deliver what it holds
+# The exporters of the bridge tests, by tag: (port offset from the lab's exporter port, backfill)
+# watcher: watches every job; cold: restarted on the watcher's state_dir; fresh: a new state_dir
+# without backfill; backfill: a new state_dir with a backfill window; resumed: the watcher's
+# outbox as it was before BackupLong ran, i.e. an exporter that was down while that job ran.
+LATE_EXPORTERS = {"cold": (1, None), "fresh": (2, None), "backfill": (3, "1d"),
+                  "resumed": (-1, None)}
 
 
 Labels = frozenset[tuple[str, str]]
@@ -62,12 +76,38 @@ class Scrape:
         return self.samples.get(name, {}).get(frozenset(labels.items()))
 
 
+@dataclass(frozen=True)
+class BridgeSetup:
+    """The ticket bridge of one exporter: its outbox folder, webhook URL and backfill window."""
+
+    state_dir: Path
+    url: str
+    backfill: str | None = None
+
+    def yaml(self) -> str:
+        """Return the bridge's top-level config keys."""
+        return (
+            f'state_dir: "{self.state_dir}"\n'
+            + (f"backfill: {self.backfill}\n" if self.backfill else "")
+            + "sinks:\n"
+            f"  - name: {SINK}\n"
+            "    type: webhook\n"
+            f'    url: "{self.url}"\n'
+            "    events: [job_result]\n"
+            "    timeout: 5s\n"
+            "    retry: {initial: 0.2s, max: 1s}\n"
+        )
+
+
 class ExporterProcess:
     """The exporter as a subprocess with a config for one lab's catalog."""
 
-    def __init__(self, lab: BaculaLab, catalog: str, port: int, tag: str) -> None:
+    def __init__(self, lab: BaculaLab, catalog: str, port: int, tag: str,
+                 bridge: BridgeSetup | None = None) -> None:
         self.lab = lab
         self.port = port
+        self.tag = tag
+        self.bridge = bridge
         self.config = lab.root / f"exporter-{tag}.yml"
         self.log = lab.logs / f"exporter-{tag}.log"
         self.config.write_text(
@@ -78,11 +118,17 @@ class ExporterProcess:
             f"  - name: {catalog}\n"
             f'    url: "{lab.catalog_url}"\n'
             f'    timezone: "{lab.tz}"\n'
+            + (bridge.yaml() if bridge else "")
         )
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30) -> None:
         """Start the exporter and wait until /readyz says every catalog was polled."""
+        self.launch()
+        self.ready(timeout)
+
+    def launch(self) -> None:
+        """Start the exporter process without waiting for it."""
         binary = ROOT / ".venv" / "bin" / "bacula-exporter"
         argv = [str(binary)] if binary.exists() else [sys.executable, "-m", "exporter"]
         with self.log.open("wb") as out:
@@ -90,6 +136,10 @@ class ExporterProcess:
                 [*argv, "--config", str(self.config)], cwd=self.lab.root,
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             )
+
+    def ready(self, timeout: float = 30) -> None:
+        """Wait until /readyz says every catalog was polled (so job results are in the outbox)."""
+        assert self.proc is not None, "launch() first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -109,6 +159,21 @@ class ExporterProcess:
         answer = httpx.get(f"http://127.0.0.1:{self.port}/metrics", timeout=30)
         answer.raise_for_status()
         return Scrape(answer.text, time.time())
+
+    def settle(self, timeout: float = SETTLE_TIMEOUT) -> None:
+        """Wait until the outbox has nothing pending (read from its file: no extra polls)."""
+        deadline = time.monotonic() + timeout
+        while OutboxContent.read(self.outbox_file).deliveries.get("pending", 0):
+            if time.monotonic() > deadline:
+                raise BaculaError(f"exporter {self.tag}: outbox not empty after {timeout} s:\n"
+                                  + self.lab.tail(self.log.name))
+            time.sleep(0.05)
+
+    @property
+    def outbox_file(self) -> Path:
+        """Return the outbox the exporter writes (with a bridge)."""
+        assert self.bridge is not None
+        return self.bridge.state_dir / "outbox.sqlite3"
 
     def stop(self) -> None:
         """Stop the exporter by PID: TERM, then KILL."""
@@ -145,17 +210,52 @@ class E2ERun:
     media: list[MediaRow] = field(default_factory=list)
     llist: dict[int, dict[str, str]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    # The ticket bridge: what each exporter (by tag) sent to the receiver, its scrape once its
+    # outbox was empty, and what its outbox held after it stopped.
+    posts: dict[str, list[Post]] = field(default_factory=dict)
+    settled: dict[str, Scrape] = field(default_factory=dict)
+    outbox: dict[str, "OutboxContent"] = field(default_factory=dict)
+    snapshot_ids: set[str] = field(default_factory=set)  # delivered when `resumed` was copied
 
     def job(self, role: str) -> JobRow:
         """Return the final row of the job that played `role`."""
         return next(j for j in self.jobs if j.job_id == self.ids[role])
 
 
+@dataclass(frozen=True)
+class OutboxContent:
+    """The rows of one outbox file: stored event ids, delivery states, catalog checkpoints."""
+
+    events: frozenset[str]
+    deliveries: dict[str, int]  # state -> count
+    checkpoints: dict[str, int]
+
+    @classmethod
+    def read(cls, path: Path) -> "OutboxContent":
+        """Read an outbox file (its exporter has stopped, or is read without locking it)."""
+        if not path.exists():
+            return cls(frozenset(), {}, {})
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as db:
+            events = frozenset(r[0] for r in db.execute("SELECT id FROM event"))
+            states = dict(db.execute("SELECT state, count(*) FROM delivery GROUP BY state"))
+            points = dict(db.execute("SELECT catalog, job_id FROM checkpoint"))
+        return cls(events, states, points)
+
+
+def snapshot(source: Path, target: Path) -> None:
+    """Copy a live outbox consistently (SQLite's online backup), as a restart would find it."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with closing(sqlite3.connect(source, timeout=10)) as src, \
+            closing(sqlite3.connect(target)) as dst:
+        src.backup(dst)
+
+
 class Unavailable(Exception):
     """An engine's database server is not there (a skip locally, a failure in CI)."""
 
 
-def run_scenario(lab: BaculaLab, exporters: list[ExporterProcess]) -> E2ERun:
+def run_scenario(lab: BaculaLab, exporters: list[ExporterProcess], receiver: Receiver
+                 ) -> E2ERun:
     """Run every kind of job on one lab while an exporter watches; record both sides."""
     started = time.monotonic()
     run = E2ERun(lab=lab, catalog=f"e2e_{lab.engine}")
@@ -166,7 +266,11 @@ def run_scenario(lab: BaculaLab, exporters: list[ExporterProcess]) -> E2ERun:
     lab.setup()
     lab.start()
     run.timings["setup"] = time.monotonic() - started
-    watcher = ExporterProcess(lab, run.catalog, lab.ports.exporter, "watcher")
+
+    def bridge(tag: str, backfill: str | None = None) -> BridgeSetup:
+        return BridgeSetup(lab.root / f"state-{tag}", receiver.url(tag), backfill)
+
+    watcher = ExporterProcess(lab, run.catalog, lab.ports.exporter, "watcher", bridge("watcher"))
     exporters.append(watcher)
     watcher.start()
     run.empty = watcher.scrape()
@@ -197,6 +301,13 @@ def run_scenario(lab: BaculaLab, exporters: list[ExporterProcess]) -> E2ERun:
     before = time.time()
     finish("restore", lab.restore(), before)
     run.timings["jobs"] = time.monotonic() - started
+    # The outbox as an exporter stopped here would leave it: `resumed` starts from this copy at
+    # the end, as if it had been down while BackupLong ran.
+    lab.await_quiet()  # the copies too: the snapshot's checkpoint must lie past every job
+    watcher.scrape()  # one poll after that: every job so far is in the outbox
+    watcher.settle()
+    run.snapshot_ids = set(receiver.keys("watcher"))
+    snapshot(watcher.outbox_file, bridge("resumed").state_dir / "outbox.sqlite3")
 
     before = time.time()
     long_id = lab.run("BackupLong")
@@ -214,12 +325,30 @@ def run_scenario(lab: BaculaLab, exporters: list[ExporterProcess]) -> E2ERun:
     run.llist = lab.llist([j.job_id for j in run.jobs])
     run.final = watcher.scrape()
     lab.stop()  # the catalog is complete; the daemons are no longer needed
+    watcher.settle()
+    run.settled["watcher"] = watcher.scrape()
     watcher.stop()
-    cold = ExporterProcess(lab, run.catalog, lab.ports.exporter + 1, "cold")
-    exporters.append(cold)
-    cold.start()
-    run.cold = cold.scrape()
-    cold.stop()
+    run.outbox["watcher"] = OutboxContent.read(watcher.outbox_file)
+    run.timings["watched"] = time.monotonic() - started
+
+    # The later exporters start side by side; `cold` shares the watcher's state_dir.
+    late = {}
+    for tag, (offset, backfill) in LATE_EXPORTERS.items():
+        state_dir = bridge("watcher" if tag == "cold" else tag).state_dir
+        setup = BridgeSetup(state_dir, receiver.url(tag), backfill)
+        late[tag] = ExporterProcess(lab, run.catalog, lab.ports.exporter + offset, tag, setup)
+        exporters.append(late[tag])
+        late[tag].launch()
+    for exporter in late.values():
+        exporter.ready()
+    run.timings["late_ready"] = time.monotonic() - started
+    run.cold = late["cold"].scrape()
+    for tag, exporter in late.items():
+        exporter.settle()
+        run.settled[tag] = exporter.scrape()
+        exporter.stop()
+        run.outbox[tag] = OutboxContent.read(exporter.outbox_file)
+    run.posts = {tag: receiver.posts(tag) for tag in ("watcher", *LATE_EXPORTERS)}
     run.timings["total"] = time.monotonic() - started
     return run
 
@@ -254,15 +383,18 @@ def e2e_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
     base = tmp_path_factory.mktemp("bacula-e2e")
     labs = {e: BaculaLab(e, base / e, tz=ZONES[e], long_sleep=LONG_SLEEP) for e in ENGINES}
     exporters: dict[str, list[ExporterProcess]] = {e: [] for e in ENGINES}
+    # The watcher's first delivery is refused (503): the retry happens in the real process.
+    receivers = {e: Receiver(refuse_first={"/watcher"}) for e in ENGINES}
 
     def stop(engine: str) -> None:
         for exporter in exporters[engine]:
             exporter.stop()
         labs[engine].stop()
+        receivers[engine].close()
 
     def one(engine: str) -> E2ERun:
         try:
-            return run_scenario(labs[engine], exporters[engine])
+            return run_scenario(labs[engine], exporters[engine], receivers[engine])
         except BaculaError as exc:
             # The daemons' own words are what one needs to understand a failed run.
             lab = labs[engine]

@@ -6,12 +6,13 @@ agrees with Bacula, not with its authors.
 """
 
 from collections import Counter, defaultdict
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from tests.e2e.bacula import JobRow, wall_to_epoch
-from tests.e2e.conftest import E2ERun, Scrape
+from tests.e2e.conftest import SINK, E2ERun, Scrape
 
 pytestmark = pytest.mark.integration
 
@@ -329,3 +330,154 @@ def test_stage_time(e2e_runs: dict[str, Any]) -> None:
     timings = {e: getattr(r, "timings", None) for e, r in e2e_runs.items() if e != "_seconds"}
     print(f"\nbacula e2e: {seconds:.1f} s for all engines in parallel; per engine {timings}")
     assert seconds < STAGE_BUDGET
+
+
+# ----- the ticket bridge: every job the Director ran yields exactly one ticket ----------------
+
+
+def event_ids(run: E2ERun, rows: list[JobRow] | None = None) -> set[str]:
+    """Return the event ids (`<catalog>:<JobId>`) of the rows that reached a final status."""
+    return {f"{run.catalog}:{r.job_id}" for r in (rows if rows is not None else run.jobs)
+            if status_class(r) is not None}
+
+
+def accepted(run: E2ERun, tag: str) -> Counter[str]:
+    """Return how often each Idempotency-Key was accepted from one exporter."""
+    return Counter(p.key for p in run.posts[tag] if p.accepted)
+
+
+def delivered(scrape: Scrape, result: str = "success") -> float:
+    """Return the exporter's own count of deliveries to the webhook sink with a result."""
+    return scrape.value("bacula_exporter_deliveries_total", sink=SINK, result=result) or 0.0
+
+
+def test_every_job_yields_exactly_one_ticket(e2e: E2ERun) -> None:
+    """Each job of every Type the Director ran arrives once, keyed `<catalog>:<JobId>`."""
+    expected = event_ids(e2e)
+    assert len(expected) == len(e2e.jobs)  # the daemons stopped after every job had ended
+    assert {r.type for r in e2e.jobs} >= {"B", "C", "c", "R"}
+    assert accepted(e2e, "watcher") == Counter(expected)
+    by_id = {f"{e2e.catalog}:{r.job_id}": r for r in e2e.jobs}
+    for post in e2e.posts["watcher"]:
+        assert post.key == post.body["id"] == post.body["key"], post
+        if not post.accepted:
+            continue
+        row, body = by_id[post.key], post.body["body"]
+        assert post.body["kind"] == body["kind"] == "job_result"
+        assert post.body["job_type"] == body["type_code"] == row.type, post.key
+        assert (body["catalog"], body["job_id"], body["job_name"], body["job"]) == (
+            e2e.catalog, row.job_id, row.job, row.name)
+        assert (body["status_code"], body["status"]) == (row.status, status_class(row))
+        assert (body["files"], body["bytes"], body["errors"]) == (row.files, row.bytes,
+                                                                  row.errors), post.key
+        client = e2e.clients.get(row.client_id, ("", ""))[0]
+        assert body["client"] in (client, ""), post.key  # copy control jobs name no client
+    # The receiver refused the first delivery with 503: the outbox retried it, once.
+    refused = [p for p in e2e.posts["watcher"] if not p.accepted]
+    assert len(refused) == 1 and refused[0].key in expected
+    settled = e2e.settled["watcher"]
+    assert delivered(settled) == len(expected)
+    assert delivered(settled, "retry") == 1
+    assert not delivered(settled, "dead")
+    assert e2e.outbox["watcher"].events == expected
+    assert e2e.outbox["watcher"].deliveries == {"done": len(expected)}
+
+
+def test_failed_job_ticket_carries_the_reason(e2e: E2ERun) -> None:
+    """The unreachable client's ticket says why, from Bacula's Log table, and is critical."""
+    row = e2e.job("unreachable")
+    (post,) = [p for p in e2e.posts["watcher"] if p.accepted
+               and p.key == f"{e2e.catalog}:{row.job_id}"]
+    assert (post.body["status"], post.body["severity"]) == ("error", "critical")
+    log = post.body["body"]["log"]
+    assert any("Unable to connect to Client: bad-fd" in line for line in log), log
+    assert "bad-fd" in post.body["title"] and "BackupBad" in post.body["title"]
+    ok = e2e.job("full")
+    (good,) = [p for p in e2e.posts["watcher"] if p.accepted
+               and p.key == f"{e2e.catalog}:{ok.job_id}"]
+    assert (good.body["status"], good.body["severity"]) == ("ok", "info")
+
+
+def test_restore_yields_one_restore_ticket(e2e: E2ERun) -> None:
+    """The Director's restore: one event, marked as a restore, with what the catalog knows."""
+    row = e2e.job("restore")
+    key = f"{e2e.catalog}:{row.job_id}"
+    assert accepted(e2e, "watcher")[key] == 1
+    (post,) = [p for p in e2e.posts["watcher"] if p.accepted and p.key == key]
+    body = post.body["body"]
+    assert post.body["title"].startswith(f"Restore: [{e2e.catalog}] good-fd RestoreFiles: ")
+    assert (body["type"], body["client"], body["job"], body["job_name"]) == (
+        "restore", "good-fd", "RestoreFiles", row.job)
+    assert (body["status"], body["files"], body["bytes"]) == ("ok", row.files, row.bytes)
+    assert row.files > 0 and row.bytes > 0
+    assert row.start_time and row.end_time
+    for name, stamp in (("start", row.start_time), ("end", row.end_time)):
+        assert body[name] == datetime.fromtimestamp(wall_to_epoch(stamp, e2e.lab.tz),
+                                                    UTC).isoformat(), name
+    # Only restores carry the prefix.
+    prefixed = {p.key for p in e2e.posts["watcher"] if p.body["title"].startswith("Restore:")}
+    assert prefixed == {f"{e2e.catalog}:{r.job_id}" for r in e2e.jobs if r.type == "R"}
+
+
+def test_restore_ticket_carries_its_log_lines(e2e: E2ERun) -> None:
+    """The restore's own report (client, where, files) travels with its event."""
+    row = e2e.job("restore")
+    (post,) = [p for p in e2e.posts["watcher"] if p.accepted
+               and p.key == f"{e2e.catalog}:{row.job_id}"]
+    log = post.body["body"]["log"]
+    assert any(f"JobId {row.job_id}:" in line for line in log), log
+    assert any("Restore" in line for line in log), log
+
+
+def test_restart_on_the_same_state_dir_sends_nothing_again(e2e: E2ERun) -> None:
+    """The cold exporter resumes from the watcher's checkpoint: no job is re-sent."""
+    assert e2e.posts["cold"] == []
+    assert e2e.outbox["cold"].events == e2e.outbox["watcher"].events
+    assert e2e.outbox["cold"].deliveries == e2e.outbox["watcher"].deliveries
+    assert not delivered(e2e.settled["cold"])
+
+
+def test_new_state_dir_without_backfill_sends_nothing(e2e: E2ERun) -> None:
+    """Jobs that ended before an exporter first started are not replayed without backfill."""
+    assert e2e.posts["fresh"] == []
+    fresh = e2e.outbox["fresh"]
+    assert fresh.events == frozenset()
+    assert fresh.checkpoints[e2e.catalog] >= max(r.job_id for r in e2e.jobs)
+    assert not delivered(e2e.settled["fresh"])
+
+
+def test_backfill_replays_every_job_with_the_same_ids(e2e: E2ERun) -> None:
+    """With `backfill`, a new exporter sends the window's jobs, with the watcher's event ids."""
+    assert accepted(e2e, "backfill") == Counter(event_ids(e2e))
+    assert delivered(e2e.settled["backfill"]) == len(e2e.jobs)
+    unreachable = f"{e2e.catalog}:{e2e.job('unreachable').job_id}"
+    (post,) = [p for p in e2e.posts["backfill"] if p.key == unreachable]
+    assert any("Unable to connect" in line for line in post.body["body"]["log"])
+
+
+def test_jobs_that_ended_during_downtime_arrive_after_restart(e2e: E2ERun) -> None:
+    """An exporter down while BackupLong ran delivers it, and only it, when it comes back."""
+    long_id = e2e.job("long").job_id
+    assert e2e.snapshot_ids == event_ids(e2e, [r for r in e2e.jobs if r.job_id < long_id])
+    assert accepted(e2e, "resumed") == Counter({f"{e2e.catalog}:{long_id}": 1})
+    assert e2e.outbox["resumed"].events == e2e.outbox["watcher"].events
+
+
+def test_delivery_figures(e2e_runs: dict[str, Any]) -> None:
+    """Events sent, delivered and duplicated per engine and exporter (shown with -s or -rA)."""
+    figures = {}
+    for engine, run in e2e_runs.items():
+        if not isinstance(run, E2ERun):
+            continue
+        got = {tag: accepted(run, tag) for tag in run.posts}
+        figures[engine] = {
+            "jobs": len(event_ids(run)), "stored": len(run.outbox["watcher"].events),
+            "delivered": len(got["watcher"]),
+            "duplicates": sum(n - 1 for n in got["watcher"].values()),
+            "refused_then_retried": sum(not p.accepted for p in run.posts["watcher"]),
+            **{f"{tag}_sent": sum(c.values()) for tag, c in got.items() if tag != "watcher"},
+        }
+    print(f"\nbacula e2e ticket deliveries: {figures}")
+    for engine, f in figures.items():
+        assert f["delivered"] == f["jobs"] == f["stored"], engine
+        assert f["duplicates"] == 0, engine

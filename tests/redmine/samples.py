@@ -24,6 +24,20 @@ def finished(job_id: int, status: StatusClass = StatusClass.OK, catalog: str = "
                        status=status, status_text=text, log=log)
 
 
+def restore(job_id: int, status: StatusClass = StatusClass.OK, catalog: str = "main",
+            client: str = "fd1", log: tuple[str, ...] = ()) -> FinishedJob:
+    """Return a finished restore job (Type R)."""
+    code = {StatusClass.OK: "T", StatusClass.ERROR: "f"}.get(status, "T")
+    rec = JobRecord(
+        job_id=job_id, job=f"RestoreFiles.2026-11-18_03.00.00_{job_id:02d}",
+        name="RestoreFiles", type="R", level="F", client_id=1, status=code, files=5,
+        bytes=171_000, start_time=T0 + 7200, end_time=T0 + 7230, job_tdate=int(T0 + 7230),
+    )
+    text = {"T": "Restore OK", "f": "Fatal error"}[code]
+    return FinishedJob(catalog=catalog, record=rec, client=client, level="full",
+                       status=status, status_text=text, log=log)
+
+
 def alert(status: str = "firing", starts: str = "2026-11-18T01:00:00Z",
           group: dict[str, str] | None = None, receiver: str = "tickets",
           group_key: str = "{}:{alertname=\"BaculaJobFailed\"}",
