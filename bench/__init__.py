@@ -1,0 +1,1 @@
+"""Benchmark of the exporter against large generated catalogs (not run by CI)."""
