@@ -148,9 +148,12 @@ async def alertmanager(request: Request, bridge: BridgeDep) -> JSONResponse:
     if raw is None:
         return _answer(413, {"error": f"body larger than {cfg.max_body_bytes} bytes"})
     try:
-        payload = AlertmanagerPayload.model_validate(json.loads(raw))
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        # Not JSON, not UTF-8/16/32, an integer over 4300 digits, or nested too deep.
         return _answer(400, {"error": "the body is not JSON"})
+    try:
+        payload = AlertmanagerPayload.model_validate(data)
     except ValidationError as exc:
         problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
                     for e in exc.errors(include_input=False, include_url=False)]

@@ -37,6 +37,8 @@ def _serve(config: Config) -> int:
         uvicorn.run(
             create_app(exporter, bridge), host=config.host, port=config.port,
             log_level=config.log_level, access_log=False,
+            # Longer than the 15 s scrape interval, so scrapers keep their connection.
+            timeout_keep_alive=30,
             ssl_certfile=str(config.tls.cert_file) if config.tls else None,
             ssl_keyfile=str(config.tls.key_file) if config.tls else None,
         )

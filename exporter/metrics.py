@@ -162,7 +162,7 @@ def render_state(catalog: str, state: CatalogState) -> Lines:
                 f"{{{key}}} {number(cover.newest)}"
             )
             out["bacula_job_restore_chain_jobs"].append(f"{{{key}}} {cover.chain_jobs}")
-    for info in sorted(state.clients.values(), key=lambda c: c.name):
+    for info in sorted(set(state.clients.values()), key=lambda c: (c.name, c.uname)):
         out["bacula_client_info"].append(
             f'{{{cat},client="{escape(info.name)}",uname="{escape(info.uname)}"}} 1'
         )

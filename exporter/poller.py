@@ -88,7 +88,7 @@ class CatalogPoller:
         started = time.monotonic()
         self._last_attempt = started
         try:
-            finished = self._read()
+            self._read()
         except DB_ERRORS as exc:
             message = str(exc) if isinstance(exc, CatalogError) else scrub(exc, self.cfg)
             self._fail(message)
@@ -101,7 +101,7 @@ class CatalogPoller:
             self.last_success = time.time()
             self._backoff = 0.0
             self.polls["success"] += 1
-            self._hand_over(finished)
+            self._hand_over()
         finally:
             self.last_duration = time.monotonic() - started
             if self.state.generation != self._rendered_generation:
@@ -115,11 +115,10 @@ class CatalogPoller:
             self._completed += 1
             self.attempted.set()
 
-    def _hand_over(self, finished: list[FinishedJob]) -> None:
+    def _hand_over(self) -> None:
         """Give finished jobs and the checkpoint to the listener; keep them if it fails."""
         if self.listener is None:
             return
-        self._undelivered += finished
         try:
             self.listener(self.cfg.name, self._undelivered, self.reader.checkpoint(self.state))
         except Exception:
@@ -135,6 +134,7 @@ class CatalogPoller:
             self._session = connect(self.cfg)
         session = self._session
         session.begin()
+        cold = False
         try:
             if fresh:
                 info = detect(session)
@@ -144,19 +144,29 @@ class CatalogPoller:
                     log.warning("catalog %s changed under us; reading it anew", self.cfg.name)
                     self.reader.info = None
                 if self.reader.info is None:
-                    self.state = CatalogState(warning_is_success=self.cfg.warning_is_success)
+                    # Built aside and swapped in whole: a cold start that fails half-way must
+                    # leave no half-read state behind for the next poll to build on.
+                    state = CatalogState(warning_is_success=self.cfg.warning_is_success)
+                    reader = Reader(self.cfg.zone, info=info, restore_window=self._window())
+                    reader.cold_start(session, state)
+                    reader.unreported += self._catch_up(session, reader, state)
+                    self.state, self.reader = state, reader
                     self._rendered_generation = -1
-                    self.reader = Reader(self.cfg.zone, info=info, restore_window=self._window())
-                    self.reader.cold_start(session, self.state)
+                    cold = True
                     log.info(
                         "catalog %s: %s %s schema %d, %d jobs tracked", self.cfg.name,
                         info.product, info.engine, info.version, len(self.state.series),
                     )
-                    records = self._catch_up(session)
-                    return self.reader.describe(session, self.state, self.cfg.name, records)
-            records = self.reader.poll(session, self.state, self.cfg.refresh_interval)
-            finished = self.reader.describe(session, self.state, self.cfg.name, records)
+            if not cold:
+                self.reader.poll(session, self.state, self.cfg.refresh_interval)
+            finished = self.reader.describe(
+                session, self.state, self.cfg.name, self.reader.unreported)
             self.state.set_reasons({f.record.job_id: list(f.log) for f in finished if f.log})
+            # Kept before the transaction ends: these jobs are in the state and behind the
+            # watermark now, so a failure from here on (even the ROLLBACK) must not lose them.
+            self.reader.unreported = []
+            if self.listener is not None:
+                self._undelivered += finished
             return finished
         finally:
             session.end()
@@ -167,13 +177,14 @@ class CatalogPoller:
             return self.cfg.restore_window
         return restore_window(self.sla) or 0.0
 
-    def _catch_up(self, session: Session) -> list[JobRecord]:
+    def _catch_up(self, session: Session, reader: Reader, state: CatalogState
+                  ) -> list[JobRecord]:
         """At cold start, the jobs that finished since the stored checkpoint (or the backfill)."""
         if self.listener is None:
             return []
         after = self.resume(self.cfg.name) if self.resume else None
         since = time.time() - self.backfill if after is None and self.backfill > 0 else None
-        return self.reader.finished_since(session, self.state, after, since)
+        return reader.finished_since(session, state, after, since)
 
     def _fail(self, message: str) -> None:
         """Mark the catalog down, drop the connection and back off exponentially."""

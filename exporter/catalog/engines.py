@@ -198,6 +198,8 @@ def connect(cfg: CatalogConfig) -> Session:
 def scrub(exc: BaseException, cfg: CatalogConfig) -> str:
     """Return an error message with the catalog password (if any) blanked out."""
     text = " ".join(str(exc).split())
+    if text in ("", "(0, '')"):
+        text = f"{type(exc).__name__}: connection lost"  # what PyMySQL says after a KILL
     try:
         password = cfg.password()
     except OSError:

@@ -34,6 +34,9 @@ GAP_TTL = 600.0  # seconds a skipped JobId is re-checked (a Job row committed la
 GAP_MAX = 1000  # bound on tracked gaps, so a mass delete cannot grow memory
 SETTLE = 120.0  # seconds a finished Type B row with a PriorJobId may still turn into a copy
 LOG_LINES = 20  # Log lines kept per job result that is not ok
+LOG_LINE_MAX = 2000  # characters kept of one Log row
+NUMBER_MAX = 2**62  # larger JobBytes, JobFiles, JobErrors or JobTDate is garbage
+FUTURE_SLACK = 86400  # a JobTDate further ahead than this (a wrong clock, ms for s) is garbage
 # Long texts for when the Status table lacks a code (it differs between versions).
 DEFAULT_STATUS_TEXT = {code: text for code, text, _ in STATUS_ROWS_96 + STATUS_ROWS_15}
 
@@ -112,6 +115,8 @@ class Reader:
     status_text: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_STATUS_TEXT))
     restore_window: float = 0.0
     window_start: int = 0  # lowest JobId that can lie inside the restore window
+    # Jobs applied to the state but not yet handed on (kept across a poll that failed late).
+    unreported: list[JobRecord] = field(default_factory=list)
 
     def job_columns(self) -> str:
         """Return the Job columns to select, in the order record() reads them."""
@@ -131,10 +136,15 @@ class Reader:
         if job_id <= 0 or not name or any(c is None or len(c) != 1 for c in codes):
             state.skip("null_or_invalid")
             return None
-        if any(n < 0 or n > 2**62 for n in numbers):
+        if any(n < 0 or n > NUMBER_MAX for n in numbers):
             state.skip("invalid_number")
             return None
         type_, level, status = (str(c) for c in codes)
+        if numbers[3] > time.time() + FUTURE_SLACK:
+            # A wrong clock or milliseconds: such a JobTDate would be the last success for
+            # ages and silence every staleness alert. Keep the row, use its EndTime instead.
+            state.skip("future_time_repaired")
+            numbers[3] = 0
         # Bacula 15 records when copies and Virtual Fulls really ran; older catalogs only the
         # source job's times, which still give the source's run time.
         start = local_to_epoch(row[16], self.zone) or local_to_epoch(row[11], self.zone)
@@ -266,11 +276,21 @@ class Reader:
             if code and text:
                 self.status_text[code] = text
         has_errors = "CASE WHEN JobErrors > 0 THEN 1 ELSE 0 END"
+        # The rows record() refuses stay out of the aggregates too, and are counted here.
+        sane = " AND ".join(
+            f"COALESCE({c}, 0) BETWEEN 0 AND {NUMBER_MAX}"
+            for c in ("JobErrors", "JobFiles", "JobBytes", "JobTDate")
+        )
+        bad = session.query(
+            f"SELECT COUNT(*) FROM Job WHERE JobId <= %s AND NOT ({sane})", [self.watermark])
+        if bad and _int(bad[0][0]):
+            state.skip("invalid_number", _int(bad[0][0]))
         rows = session.query(
             f"SELECT ClientId, Name, Type, Level, JobStatus, {has_errors}, COUNT(*), "
-            "MAX(JobId), MIN(JobId), MAX(JobTDate), SUM(JobBytes) FROM Job WHERE JobId <= %s "
+            "MAX(JobId), MIN(JobId), MAX(CASE WHEN JobTDate <= %s THEN JobTDate ELSE 0 END), "
+            f"SUM(JobBytes) FROM Job WHERE JobId <= %s AND {sane} "
             f"GROUP BY ClientId, Name, Type, Level, JobStatus, {has_errors}",
-            [self.watermark],
+            [int(time.time() + FUTURE_SLACK), self.watermark],
         )
         aggregates = []
         for row in rows:
@@ -333,6 +353,7 @@ class Reader:
             state.active.pop(job_id, None)
             state.generation += 1
         finished = state.apply(self._settled(changed + new, now))
+        self.unreported += finished
         if finished:
             self.after_jobs(session, state, finished)
         return finished
@@ -406,7 +427,8 @@ class Reader:
             )
             for job_id, text in rows:
                 # SQLite keeps a trailing backslash after the newline: strip both.
-                line = (_text(text, state) or "").rstrip("\\\n ")
+                # Capped: a runaway job can log megabytes, and this goes into every ticket.
+                line = (_text(text, state) or "").rstrip("\\\n ")[:LOG_LINE_MAX]
                 logs.setdefault(_int(job_id), []).append(line)
         return logs
 
