@@ -112,8 +112,17 @@ class WebhookSinkConfig(SinkBase):
     url: str = Field(pattern=r"^https?://")
     headers: dict[str, str] = Field(default_factory=dict)  # not secret
     headers_file: Path | None = None  # secret headers, one `Name: value` per line
+    body_template: str | None = None  # JSON with ${name} placeholders; None: the event as JSON
 
     _file = field_validator("headers_file")(_readable)
+
+    @field_validator("body_template")
+    @classmethod
+    def _template(cls, template: str | None) -> str | None:
+        # Imported here: the sinks import this module.
+        from exporter.sinks.template import check
+
+        return None if template is None else check(template)
 
     def secret_headers(self) -> dict[str, Secret]:
         """Return the headers of headers_file, read now."""

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from exporter.bridge_config import AppriseSinkConfig, WebhookSinkConfig
 from exporter.codes import StatusClass
@@ -191,6 +192,37 @@ def test_webhook_connection_error_retries(tmp_path: Path) -> None:
     with pytest.raises(RetryableError) as info:
         sink.deliver(job_result_event(finished(3)))
     assert "127.0.0.1" not in str(info.value)
+
+
+def test_webhook_body_template_fills_json_values_safely(tmp_path: Path) -> None:
+    """A template decides the shape; values are JSON-encoded, so quotes cannot break out."""
+    seen: list[httpx.Request] = []
+    template = ('{"text": ${title}, "host": ${client}, "bytes": ${bytes}, "log": ${log}, '
+                '"missing": ${no_such_name}, "id": ${id}}')
+    cfg = WebhookSinkConfig(name="hook", type="webhook", url="http://127.0.0.1:9/hook",
+                            body_template=template)
+    sink = WebhookSink(cfg, transport=httpx.MockTransport(
+        lambda request: seen.append(request) or httpx.Response(200)))
+    event = job_result_event(finished(3))
+    event.body["client"] = 'evil", "injected": "1'
+    sink.deliver(event)
+    body = json.loads(seen[0].content)
+    assert body == {"text": event.title, "host": 'evil", "injected": "1',
+                    "bytes": event.body["bytes"], "log": event.body["log"], "missing": None,
+                    "id": "main:3"}
+    sink.close()
+
+
+@pytest.mark.parametrize(("template", "problem"), [
+    ('{"a": ${title}', "not JSON once filled"),
+    ('{"a": "$"}', "bad placeholder"),
+])
+def test_webhook_body_template_is_checked_at_load(template: str, problem: str) -> None:
+    """A template that cannot give JSON is a config error naming the key."""
+    with pytest.raises(ValidationError) as info:
+        WebhookSinkConfig(name="hook", type="webhook", url="http://127.0.0.1:9/hook",
+                          body_template=template)
+    assert problem in str(info.value) and "body_template" in str(info.value)
 
 
 # --- apprise ----------------------------------------------------------------------------------

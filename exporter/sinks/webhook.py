@@ -6,6 +6,7 @@ from exporter import __version__
 from exporter.bridge_config import WebhookSinkConfig
 from exporter.events.models import Event
 from exporter.sinks.base import check_response, transport_error
+from exporter.sinks.template import render
 
 
 class WebhookSink:
@@ -24,7 +25,9 @@ class WebhookSink:
         headers["Idempotency-Key"] = event.id
         headers["Content-Type"] = "application/json"
         try:
-            response = self.client.post(self.cfg.url, content=event.to_json(), headers=headers)
+            body = (render(self.cfg.body_template, event) if self.cfg.body_template
+                    else event.to_json())
+            response = self.client.post(self.cfg.url, content=body, headers=headers)
         except httpx.HTTPError as exc:
             raise transport_error(exc, f"webhook {self.name}") from None
         check_response(response, f"webhook {self.name}")
