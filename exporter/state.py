@@ -262,6 +262,8 @@ class CatalogState:
 
     def set_reasons(self, logs: dict[int, list[str]]) -> None:
         """Attach Log lines to the last failures they belong to."""
+        if not logs:
+            return  # the common poll: nothing to look for among all the series
         for series in self.series.values():
             failure = series.last_failure
             if failure is not None and failure.job_id in logs:

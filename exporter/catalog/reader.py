@@ -276,24 +276,26 @@ class Reader:
             if code and text:
                 self.status_text[code] = text
         has_errors = "CASE WHEN JobErrors > 0 THEN 1 ELSE 0 END"
-        # The rows record() refuses stay out of the aggregates too, and are counted here.
+        # The rows record() refuses form groups of their own (still one pass over Job), which
+        # are counted as skipped; the SUM ignores their numbers, which could overflow it.
         sane = " AND ".join(
             f"COALESCE({c}, 0) BETWEEN 0 AND {NUMBER_MAX}"
             for c in ("JobErrors", "JobFiles", "JobBytes", "JobTDate")
         )
-        bad = session.query(
-            f"SELECT COUNT(*) FROM Job WHERE JobId <= %s AND NOT ({sane})", [self.watermark])
-        if bad and _int(bad[0][0]):
-            state.skip("invalid_number", _int(bad[0][0]))
+        flag = f"CASE WHEN {sane} THEN 1 ELSE 0 END"
         rows = session.query(
             f"SELECT ClientId, Name, Type, Level, JobStatus, {has_errors}, COUNT(*), "
             "MAX(JobId), MIN(JobId), MAX(CASE WHEN JobTDate <= %s THEN JobTDate ELSE 0 END), "
-            f"SUM(JobBytes) FROM Job WHERE JobId <= %s AND {sane} "
-            f"GROUP BY ClientId, Name, Type, Level, JobStatus, {has_errors}",
+            f"SUM(CASE WHEN {sane} THEN JobBytes ELSE 0 END), {flag} "
+            "FROM Job WHERE JobId <= %s "
+            f"GROUP BY ClientId, Name, Type, Level, JobStatus, {has_errors}, {flag}",
             [int(time.time() + FUTURE_SLACK), self.watermark],
         )
         aggregates = []
         for row in rows:
+            if not _int(row[11]):
+                state.skip("invalid_number", _int(row[6]))
+                continue
             name, codes = _text(row[1], state), [_text(v, state) for v in row[2:5]]
             if name is None or any(c is None or len(c) != 1 for c in codes):
                 state.skip("null_or_invalid", _int(row[6]))
