@@ -420,7 +420,8 @@ def e2e_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
                             f"{engine}: scenario still running after {SCENARIO_TIMEOUT} s")
                     except Exception as exc:
                         results[engine] = exc
-            results["_seconds"] = time.monotonic() - started
+            # Reported, not asserted (speed belongs to bench/): shown with -s or in CI's log.
+            print(f"\nbacula e2e: {time.monotonic() - started:.1f} s for all engines in parallel")
             yield results
         finally:
             for engine in ENGINES:

@@ -20,7 +20,6 @@ LEVELS = {"F": "full", "I": "incremental", "D": "differential"}
 SUCCESS = {"ok", "warning"}
 FAILED = {"error", "canceled"}
 ENGINE_NAMES = {"sqlite": {"sqlite"}, "postgresql": {"postgresql"}, "mysql": {"mysql", "mariadb"}}
-STAGE_BUDGET = 240.0  # seconds for the scenario on all engines; the CI stage allows 300
 
 Key = tuple[str, str, str]  # client, job, level
 
@@ -322,14 +321,6 @@ def test_cold_start_agrees_with_incremental_polls(e2e: E2ERun) -> None:
                                     "bacula_catalog_info"))}
 
     assert job_families(e2e.final) == job_families(e2e.cold)
-
-
-def test_stage_time(e2e_runs: dict[str, Any]) -> None:
-    """The scenario on every engine fits the CI budget (measured, reported with -s or -rA)."""
-    seconds = e2e_runs["_seconds"]
-    timings = {e: getattr(r, "timings", None) for e, r in e2e_runs.items() if e != "_seconds"}
-    print(f"\nbacula e2e: {seconds:.1f} s for all engines in parallel; per engine {timings}")
-    assert seconds < STAGE_BUDGET
 
 
 # ----- the ticket bridge: every job the Director ran yields exactly one ticket ----------------
