@@ -1,38 +1,14 @@
 """Configuration of the ticket bridge: state_dir, sinks, the Alertmanager receiver, backfill."""
 
-import os
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from exporter.config_types import Duration, Name, Secret, Strict
+from exporter.config_types import Duration, Name, Secret, Strict, env_set, read_secret, readable
 
 EventKind = Literal["job_result", "alert"]
 FinishedClass = Literal["ok", "warning", "error", "canceled", "differences"]
-
-
-def _readable(path: Path | None) -> Path | None:
-    """Fail at config time, not at the first delivery, when a secret file is missing."""
-    if path is not None and not os.access(path, os.R_OK):
-        raise ValueError(f"cannot read {path}")
-    return path
-
-
-def _env_set(name: str | None) -> str | None:
-    """Fail at config time when a secret's environment variable is not set."""
-    if name is not None and name not in os.environ:
-        raise ValueError(f"environment variable {name} is not set")
-    return name
-
-
-def _read(path: Path | None, env: str | None) -> Secret | None:
-    """Read a secret now, so a rotated file is picked up by the next delivery."""
-    if path is not None:
-        return Secret(path.read_text(encoding="utf-8").removesuffix("\n"))
-    if env is not None:
-        return Secret(os.environ.get(env, ""))
-    return None
 
 
 class RetryConfig(Strict):
@@ -77,8 +53,8 @@ class RedmineSinkConfig(SinkBase):
     )
     default_priority: int = 2
 
-    _file = field_validator("api_key_file")(_readable)
-    _env = field_validator("api_key_env")(_env_set)
+    _file = field_validator("api_key_file")(readable)
+    _env = field_validator("api_key_env")(env_set)
 
     @model_validator(mode="after")
     def _one_key(self) -> "RedmineSinkConfig":
@@ -100,7 +76,7 @@ class RedmineSinkConfig(SinkBase):
 
     def api_key(self) -> Secret:
         """Return the API key, read now."""
-        key = _read(self.api_key_file, self.api_key_env)
+        key = read_secret(self.api_key_file, self.api_key_env)
         assert key is not None  # guaranteed by _one_key
         return key
 
@@ -114,7 +90,7 @@ class WebhookSinkConfig(SinkBase):
     headers_file: Path | None = None  # secret headers, one `Name: value` per line
     body_template: str | None = None  # JSON with ${name} placeholders; None: the event as JSON
 
-    _file = field_validator("headers_file")(_readable)
+    _file = field_validator("headers_file")(readable)
 
     @field_validator("body_template")
     @classmethod
@@ -144,8 +120,8 @@ class AppriseSinkConfig(SinkBase):
     urls_env: str | None = None  # URLs separated by whitespace or commas
     tags: list[str] = Field(default_factory=list)
 
-    _file = field_validator("urls_file")(_readable)
-    _env = field_validator("urls_env")(_env_set)
+    _file = field_validator("urls_file")(readable)
+    _env = field_validator("urls_env")(env_set)
 
     @model_validator(mode="after")
     def _one_source(self) -> "AppriseSinkConfig":
@@ -155,7 +131,7 @@ class AppriseSinkConfig(SinkBase):
 
     def urls(self) -> list[Secret]:
         """Return the Apprise URLs, read now."""
-        text = _read(self.urls_file, self.urls_env)
+        text = read_secret(self.urls_file, self.urls_env)
         lines = text.get().splitlines() if text else []
         kept = " ".join(line for line in lines if not line.lstrip().startswith("#"))
         return [Secret(u) for u in kept.replace(",", " ").split()]
@@ -172,7 +148,7 @@ class BearerAuth(Strict):
     type: Literal["bearer"]
     token_file: Path
 
-    _file = field_validator("token_file")(_readable)
+    _file = field_validator("token_file")(readable)
 
 
 class BasicAuth(Strict):
@@ -182,7 +158,7 @@ class BasicAuth(Strict):
     username: str = Field(min_length=1)
     password_file: Path
 
-    _file = field_validator("password_file")(_readable)
+    _file = field_validator("password_file")(readable)
 
 
 AuthConfig = Annotated[BearerAuth | BasicAuth, Field(discriminator="type")]

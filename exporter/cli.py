@@ -73,7 +73,7 @@ def _status(path: str, check: bool) -> int:
     import time
 
     from exporter.poller import CatalogPoller
-    from exporter.status import human_age, level_of_trouble, overview
+    from exporter.status import human_age, level_of_trouble, overview, sla_max_age
 
     config = _load(path)
     if config is None:
@@ -87,8 +87,6 @@ def _status(path: str, check: bool) -> int:
         poller.maybe_poll(0, wait=poller.cfg.statement_timeout * 4 + poller.cfg.connect_timeout)
         poller.close()
     now = time.time()
-    from exporter.status import sla_max_age
-
     expected = [key for policy in config.sla.policies for key in policy.expected()]
     rows, health = overview(pollers, sla_max_age(config.sla), now, expected)
     code, line = level_of_trouble(rows, health)

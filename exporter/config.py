@@ -1,6 +1,5 @@
 """The YAML configuration: strict pydantic models, secrets from files or environment."""
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -16,8 +15,16 @@ from pydantic import (
 )
 
 from exporter.bridge_config import AlertmanagerConfig, SinkConfig, bridge_problems
-from exporter.config_types import Duration, Name, Secret, Strict, Zone
-from exporter.config_types import read_secret_file as _read_secret_file
+from exporter.config_types import (
+    Duration,
+    Name,
+    Secret,
+    Strict,
+    Zone,
+    env_set,
+    read_secret,
+    readable,
+)
 from exporter.sla import SlaConfig, unknown_catalogs
 
 
@@ -49,19 +56,8 @@ class CatalogConfig(Strict):
             raise ValueError("the url needs a host and a database name")
         return url
 
-    @field_validator("password_file")
-    @classmethod
-    def _check_file(cls, path: Path | None) -> Path | None:
-        if path is not None and not os.access(path, os.R_OK):
-            raise ValueError(f"cannot read {path}")
-        return path
-
-    @field_validator("password_env")
-    @classmethod
-    def _check_env(cls, name: str | None) -> str | None:
-        if name is not None and name not in os.environ:
-            raise ValueError(f"environment variable {name} is not set")
-        return name
+    _file = field_validator("password_file")(readable)
+    _env = field_validator("password_env")(env_set)
 
     @model_validator(mode="after")
     def _one_password_source(self) -> "CatalogConfig":
@@ -88,11 +84,7 @@ class CatalogConfig(Strict):
 
     def password(self) -> Secret | None:
         """Read the password now, so a rotated secret file is picked up on reconnect."""
-        if self.password_file is not None:
-            return Secret(_read_secret_file(self.password_file))
-        if self.password_env is not None:
-            return Secret(os.environ.get(self.password_env, ""))
-        return None
+        return read_secret(self.password_file, self.password_env)
 
 
 class TLSConfig(Strict):
@@ -101,12 +93,7 @@ class TLSConfig(Strict):
     cert_file: Path
     key_file: Path
 
-    @field_validator("cert_file", "key_file")
-    @classmethod
-    def _readable(cls, path: Path) -> Path:
-        if not os.access(path, os.R_OK):
-            raise ValueError(f"cannot read {path}")
-        return path
+    _files = field_validator("cert_file", "key_file")(readable)
 
 
 class Config(Strict):

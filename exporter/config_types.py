@@ -1,5 +1,6 @@
 """Base types of the configuration: strict models, durations, names, secrets."""
 
+import os
 from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -49,6 +50,24 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def read_secret_file(path: Path) -> str:
-    """Read a secret file, dropping one trailing newline as editors and `echo` add it."""
-    return path.read_text(encoding="utf-8").removesuffix("\n")
+def readable(path: Path | None) -> Path | None:
+    """Fail at config time, not at first use, when a (secret) file cannot be read."""
+    if path is not None and not os.access(path, os.R_OK):
+        raise ValueError(f"cannot read {path}")
+    return path
+
+
+def env_set(name: str | None) -> str | None:
+    """Fail at config time when a secret's environment variable is not set."""
+    if name is not None and name not in os.environ:
+        raise ValueError(f"environment variable {name} is not set")
+    return name
+
+
+def read_secret(path: Path | None, env: str | None) -> Secret | None:
+    """Read a secret now, so a rotated file is picked up; one trailing newline is dropped."""
+    if path is not None:
+        return Secret(path.read_text(encoding="utf-8").removesuffix("\n"))
+    if env is not None:
+        return Secret(os.environ.get(env, ""))
+    return None

@@ -45,6 +45,21 @@ def start(
     raise AssertionError(f"exporter did not become ready: {output!r}")
 
 
+def write_config(
+    tmp_path: Path, db: Path, catalog: str = "demo", zone: str = DEMO_ZONE,
+    poll: str = "1h", extra: str = "",
+) -> tuple[Path, int]:
+    """Write a config for one SQLite catalog on a free port; scrapes always poll first."""
+    port = free_port()
+    path = tmp_path / "config.yml"
+    path.write_text(
+        f'listen: "127.0.0.1:{port}"\npoll_interval: {poll}\nscrape_min_interval: 0s\n'
+        f"catalogs:\n  - {{name: {catalog}, url: 'sqlite:///{db}', timezone: {zone}}}\n"
+        + extra
+    )
+    return path, port
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
     """Stop the exporter."""
     proc.terminate()
@@ -59,12 +74,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """The exporter over a demo catalog; polls only when scraped."""
     db = tmp_path / "bacula.db"
     write_demo_catalog(db)
-    port = free_port()
-    cfg = tmp_path / "config.yml"
-    cfg.write_text(
-        f'listen: "127.0.0.1:{port}"\npoll_interval: 1h\nscrape_min_interval: 0s\n'
-        f"catalogs:\n  - name: demo\n    url: 'sqlite:///{db}'\n    timezone: {DEMO_ZONE}\n"
-    )
+    cfg, port = write_config(tmp_path, db)
     proc = start(["--config", str(cfg)], port)
     yield f"http://127.0.0.1:{port}", db
     stop(proc)

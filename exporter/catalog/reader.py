@@ -91,14 +91,9 @@ def _text(value: Any, state: CatalogState) -> str | None:
     return str(value)
 
 
-def _codes_list(words: Iterable[str]) -> str:
-    """Return an SQL IN list of constant words (from the code, never input)."""
+def _codes(words: Iterable[str]) -> str:
+    """Return an SQL IN list of constants from the code (codes or words), never of input."""
     return ", ".join(f"'{w}'" for w in words)
-
-
-def _codes(codes: str) -> str:
-    """Return an SQL IN list of one-letter codes (constants from exporter.codes, never input)."""
-    return ", ".join(f"'{c}'" for c in codes)
 
 
 @dataclass
@@ -244,7 +239,7 @@ class Reader:
             [self.window_start, since],
         )
         self.window_start = _int(top[0][0]) if top and top[0][0] is not None else self.watermark
-        bad = _codes_list(UNUSABLE_VOLUMES)
+        bad = _codes(UNUSABLE_VOLUMES)
         rows = session.query(
             "SELECT j.JobId, j.ClientId, j.Name, j.Level, j.JobTDate, COUNT(m.MediaId), "
             f"SUM(CASE WHEN m.VolStatus IN ({bad}) THEN 1 ELSE 0 END) "

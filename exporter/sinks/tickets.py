@@ -4,7 +4,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from exporter.events.jobs import RESTORE
 from exporter.events.models import Event
@@ -160,8 +160,3 @@ class TicketSink:
     def close(self) -> None:
         """Release the backend."""
         self.backend.close()
-
-
-def as_dict(ticket: Ticket) -> dict[str, Any]:
-    """Return a ticket as plain data (for logs and tests)."""
-    return {"id": ticket.id, "open": ticket.open, "closed_at": ticket.closed_at}

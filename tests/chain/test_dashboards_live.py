@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from exporter.demo import DEMO_ZONE, write_demo_catalog
+from exporter.demo import write_demo_catalog
 from tests.chain.harness import Prometheus, require_binaries, running, wait_until
-from tests.server import free_port, start, stop
+from tests.server import start, stop, write_config
 
 pytestmark = pytest.mark.integration
 DASHBOARDS = Path(__file__).resolve().parent.parent.parent / "dashboards"
@@ -23,12 +23,9 @@ def test_every_panel_query_returns_data(tmp_path: Path) -> None:
     require_binaries()
     db = tmp_path / "demo.db"
     write_demo_catalog(db)
-    port = free_port()
-    config = tmp_path / "config.yml"
-    config.write_text(
-        f'listen: "127.0.0.1:{port}"\npoll_interval: 1s\nscrape_min_interval: 0s\n'
-        f"catalogs:\n  - {{name: demo, url: 'sqlite:///{db}', timezone: {DEMO_ZONE}}}\n"
-        "sla:\n  policies:\n    - {match: {client: 'web*'}, max_copy_lag: 1d}\n"
+    config, port = write_config(
+        tmp_path, db, poll="1s",
+        extra="sla:\n  policies:\n    - {match: {client: 'web*'}, max_copy_lag: 1d}\n",
     )
     exporter = start(["--config", str(config)], port)
     proven: list[str] = []

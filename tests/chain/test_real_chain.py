@@ -19,7 +19,7 @@ from tests.chain.harness import (
     running,
     shorten_for,
 )
-from tests.server import free_port, start, stop
+from tests.server import start, stop, write_config
 
 pytestmark = pytest.mark.integration
 H, D = 3600.0, 86400.0
@@ -58,12 +58,9 @@ def test_exporter_rules_alertmanager_fire_and_resolve(tmp_path: Path) -> None:
         b.job("Files-good", "good-fd", now - 2 * H, now - 2 * H + 60, level="I")
 
     write(db, initial, version=16)
-    port = free_port()
-    config = tmp_path / "config.yml"
-    config.write_text(
-        f'listen: "127.0.0.1:{port}"\npoll_interval: 1s\nscrape_min_interval: 0s\n'
-        f"catalogs:\n  - {{name: main, url: 'sqlite:///{db}', timezone: UTC}}\n"
-        "sla:\n  defaults:\n    max_age: {full: 7d, incremental: 26h}\n"
+    config, port = write_config(
+        tmp_path, db, catalog="main", zone="UTC", poll="1s",
+        extra="sla:\n  defaults:\n    max_age: {full: 7d, incremental: 26h}\n",
     )
     exporter = start(["--config", str(config)], port)
     try:
