@@ -61,9 +61,10 @@ def create_app(exporter: Exporter, bridge: Bridge | None = None) -> FastAPI:
         """Overview of every catalog, client and job for people."""
         exp.refresh()
         expected = [key for p in exp.config.sla.policies for key in p.expected()]
-        rows, health = overview(exp.pollers, exp.max_age, time.time(), expected)
+        rows, health = overview(exp.active(), exp.max_age, time.time(), expected)
         nonce = secrets.token_urlsafe(16)
-        return HTMLResponse(render_page(rows, health, nonce), headers=page_headers(nonce))
+        page = render_page(rows, health, nonce, standby=not exp.leading)
+        return HTMLResponse(page, headers=page_headers(nonce))
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -72,11 +73,16 @@ def create_app(exporter: Exporter, bridge: Bridge | None = None) -> FastAPI:
 
     @app.get("/readyz")
     def readyz(exp: ExporterDep) -> JSONResponse:
-        """Readiness: every catalog was polled once (a catalog that is down is still reported)."""
+        """Readiness: every catalog was polled once (a catalog that is down is still reported).
+
+        A standby replica is ready with no catalogs: it takes Alertmanager notifications.
+        """
         catalogs = {
-            p.cfg.name: {"up": p.up, "error": p.error or None} for p in exp.pollers
+            p.cfg.name: {"up": p.up, "error": p.error or None} for p in exp.active()
         }
         code = 200 if exp.ready() else 503
-        return JSONResponse({"ready": code == 200, "catalogs": catalogs}, status_code=code)
+        role = "leader" if exp.leading else "standby"
+        return JSONResponse({"ready": code == 200, "role": role, "catalogs": catalogs},
+                            status_code=code)
 
     return app

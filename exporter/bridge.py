@@ -5,7 +5,6 @@ import binascii
 import hmac
 import json
 import logging
-import sqlite3
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -18,11 +17,13 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from exporter.bridge_config import AlertmanagerConfig, BasicAuth, SinkConfig
+from exporter.config_types import StateDatabaseConfig
 from exporter.events import AlertmanagerPayload, alert_event
 from exporter.outbox import Outbox, Route
 from exporter.sinks.base import accepts
 from exporter.sinks.build import build_sink
 from exporter.state import FinishedJob
+from exporter.store import STORE_ERRORS, PostgresStore, SqliteStore, Store
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +33,12 @@ OUTBOX_FILE = "outbox.sqlite3"
 
 
 class BridgeSource(Protocol):
-    """The four top-level config keys the bridge reads (Config has them)."""
+    """The top-level config keys the bridge reads (Config has them)."""
 
     @property
     def state_dir(self) -> Path | None: ...
+    @property
+    def state_database(self) -> StateDatabaseConfig | None: ...
     @property
     def sinks(self) -> Sequence[SinkConfig]: ...
     @property
@@ -53,9 +56,10 @@ class Bridge:
         self.alertmanager = alertmanager
         self.backfill = backfill
 
-    def listener(self, catalog: str, finished: list[FinishedJob], checkpoint: int) -> None:
+    def listener(self, catalog: str, finished: list[FinishedJob], checkpoint: int,
+                 history: list[int]) -> None:
         """The poller's listener (see exporter.poller.Listener)."""
-        self.outbox.listener(catalog, finished, checkpoint)
+        self.outbox.listener(catalog, finished, checkpoint, history)
 
     def resume(self, catalog: str) -> int | None:
         """The poller's resume function (see exporter.poller.Resume)."""
@@ -72,10 +76,17 @@ class Bridge:
 
 def build_bridge(config: BridgeSource) -> Bridge | None:
     """Build the bridge a configuration asks for; None when it configures no sinks."""
-    if config.state_dir is None or not (config.sinks or config.alertmanager):
+    if not (config.sinks or config.alertmanager):
+        return None
+    store: Store
+    if config.state_database is not None:
+        store = PostgresStore(config.state_database)
+    elif config.state_dir is not None:
+        store = SqliteStore(config.state_dir / OUTBOX_FILE)
+    else:
         return None
     routes = [Route(build_sink(s), partial(accepts, s), s.retry) for s in config.sinks]
-    outbox = Outbox(config.state_dir / OUTBOX_FILE, routes)
+    outbox = Outbox(store, routes)
     return Bridge(outbox, config.alertmanager, config.backfill)
 
 
@@ -163,7 +174,7 @@ async def alertmanager(request: Request, bridge: BridgeDep) -> JSONResponse:
     try:
         # The outbox write blocks on fsync: keep it off the event loop.
         new = await run_in_threadpool(bridge.outbox.add, [event])
-    except (sqlite3.Error, OSError) as exc:
+    except STORE_ERRORS as exc:
         log.error("alertmanager: cannot store notification %s: %s", event.id, exc)
         return _answer(503, {"error": "cannot store the notification; retry later"})
     return _answer(200, {"status": "stored" if new else "duplicate", "id": event.id,

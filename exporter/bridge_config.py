@@ -1,11 +1,20 @@
-"""Configuration of the ticket bridge: state_dir, sinks, the Alertmanager receiver, backfill."""
+"""Configuration of the ticket bridge: its outbox, sinks, the Alertmanager receiver, backfill."""
 
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from exporter.config_types import Duration, Name, Secret, Strict, env_set, read_secret, readable
+from exporter.config_types import (
+    Duration,
+    Name,
+    Secret,
+    StateDatabaseConfig,
+    Strict,
+    env_set,
+    read_secret,
+    readable,
+)
 
 EventKind = Literal["job_result", "alert"]
 FinishedClass = Literal["ok", "warning", "error", "canceled", "differences"]
@@ -172,25 +181,30 @@ class AlertmanagerConfig(Strict):
 
 
 class BridgeSettings(Strict):
-    """The top-level keys of the bridge; Config carries the same four fields."""
+    """The top-level keys of the bridge; Config carries the same fields."""
 
     state_dir: Path | None = None
+    state_database: StateDatabaseConfig | None = None
     sinks: list[SinkConfig] = Field(default_factory=list)
     alertmanager: AlertmanagerConfig | None = None
     backfill: Duration = 0.0
 
 
-def bridge_problems(state_dir: Path | None, sinks: list[SinkConfig],
-                    alertmanager: AlertmanagerConfig | None) -> list[str]:
-    """Cross-checks the models cannot do alone: unique sink names, a state_dir when needed."""
+def bridge_problems(state_dir: Path | None, state_database: StateDatabaseConfig | None,
+                    sinks: list[SinkConfig], alertmanager: AlertmanagerConfig | None
+                    ) -> list[str]:
+    """Cross-checks the models cannot do alone: unique sink names, one outbox when needed."""
     problems = []
     seen: set[str] = set()
     for i, sink in enumerate(sinks):
         if sink.name in seen:
             problems.append(f"sinks.{i}.name: sink name {sink.name!r} is used twice")
         seen.add(sink.name)
-    if (sinks or alertmanager) and state_dir is None:
-        problems.append("state_dir: sinks and alertmanager need a state_dir for the outbox")
+    if state_dir is not None and state_database is not None:
+        problems.append("state_database: give state_dir or state_database, not both")
+    if (sinks or alertmanager) and state_dir is None and state_database is None:
+        problems.append("state_dir: sinks and alertmanager need a state_dir (or a "
+                        "state_database) for the outbox")
     if alertmanager is not None and not any("alert" in s.events for s in sinks):
         problems.append("alertmanager: no sink takes `alert` events")
     return problems

@@ -17,6 +17,7 @@ def _serve(config: Config) -> int:
 
     from exporter.app import create_app
     from exporter.bridge import build_bridge
+    from exporter.leader import Leadership
     from exporter.service import Exporter
 
     logging.basicConfig(
@@ -24,8 +25,9 @@ def _serve(config: Config) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     bridge = build_bridge(config)
+    leadership = Leadership(config.state_database) if config.state_database else None
     exporter = Exporter(config, bridge.listener if bridge else None,
-                        bridge.resume if bridge else None, config.backfill)
+                        bridge.resume if bridge else None, config.backfill, leadership)
     if bridge:
         bridge.start()
     exporter.start()

@@ -3,88 +3,37 @@
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo
 
 import yaml
-from pydantic import (
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from exporter.bridge_config import AlertmanagerConfig, SinkConfig, bridge_problems
 from exporter.config_types import (
+    DatabaseConfig,
     Duration,
     Name,
-    Secret,
+    StateDatabaseConfig,
     Strict,
     Zone,
-    env_set,
-    read_secret,
     readable,
 )
 from exporter.sla import SlaConfig, unknown_catalogs
 
 
-class CatalogConfig(Strict):
+class CatalogConfig(DatabaseConfig):
     """One Bacula or Bareos catalog database."""
 
     name: Name
-    url: str
-    password_file: Path | None = None
-    password_env: str | None = None
     timezone: Zone
-    statement_timeout: Duration = 10.0
-    connect_timeout: Duration = 5.0
     refresh_interval: Duration = 300.0  # full re-read of clients, pools and volumes
     restore_window: Duration = 0.0  # how far back restore points are computed; 0 = off
     warning_is_success: bool = True
-
-    @field_validator("url")
-    @classmethod
-    def _check_url(cls, url: str) -> str:
-        parts = urlsplit(url)
-        if parts.scheme not in ("sqlite", "postgresql", "postgres", "mysql", "mariadb"):
-            raise ValueError("scheme must be sqlite, postgresql or mysql")
-        if parts.password:
-            raise ValueError("put the password in password_file or password_env, not in the url")
-        if parts.scheme == "sqlite" and len(parts.path) < 2:
-            raise ValueError("a sqlite url needs a file path: sqlite:////abs/path/bacula.db")
-        if parts.scheme != "sqlite" and not (parts.hostname and parts.path.strip("/")):
-            raise ValueError("the url needs a host and a database name")
-        return url
-
-    _file = field_validator("password_file")(readable)
-    _env = field_validator("password_env")(env_set)
-
-    @model_validator(mode="after")
-    def _one_password_source(self) -> "CatalogConfig":
-        if self.password_file and self.password_env:
-            raise ValueError("give password_file or password_env, not both")
-        return self
-
-    @property
-    def engine(self) -> Literal["sqlite", "postgresql", "mysql"]:
-        """Return the engine family of the url."""
-        scheme = urlsplit(self.url).scheme
-        if scheme == "sqlite":
-            return "sqlite"
-        return "postgresql" if scheme.startswith("postgres") else "mysql"
 
     @property
     def zone(self) -> ZoneInfo:
         """Return the Director's time zone."""
         return ZoneInfo(self.timezone)
-
-    def sqlite_path(self) -> str:
-        """Return the file of a sqlite url (sqlite:////abs/file.db or sqlite:///relative.db)."""
-        return unquote(urlsplit(self.url).path[1:])
-
-    def password(self) -> Secret | None:
-        """Read the password now, so a rotated secret file is picked up on reconnect."""
-        return read_secret(self.password_file, self.password_env)
 
 
 class TLSConfig(Strict):
@@ -107,6 +56,7 @@ class Config(Strict):
     sla: SlaConfig = SlaConfig()
     catalogs: list[CatalogConfig] = Field(min_length=1)
     state_dir: Path | None = None  # the outbox of the ticket bridge
+    state_database: StateDatabaseConfig | None = None  # instead of state_dir: for replicas
     sinks: list[SinkConfig] = Field(default_factory=list)
     alertmanager: AlertmanagerConfig | None = None
     backfill: Duration = 0.0  # at first start, replay jobs that finished this long ago
@@ -166,7 +116,8 @@ def parse_config(data: Any, source: str = "config") -> Config:
         raise ConfigError(source, list(_problems(exc))) from None
     # Cross-references: a policy must name catalogs that exist.
     problems = unknown_catalogs(config.sla, [c.name for c in config.catalogs])
-    problems += bridge_problems(config.state_dir, config.sinks, config.alertmanager)
+    problems += bridge_problems(config.state_dir, config.state_database, config.sinks,
+                                config.alertmanager)
     if problems:
         raise ConfigError(source, problems)
     return config

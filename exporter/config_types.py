@@ -1,11 +1,20 @@
-"""Base types of the configuration: strict models, durations, names, secrets."""
+"""Base types of the configuration: strict models, durations, names, secrets, databases."""
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
+from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from exporter.durations import parse_duration
 
@@ -71,3 +80,63 @@ def read_secret(path: Path | None, env: str | None) -> Secret | None:
     if env is not None:
         return Secret(os.environ.get(env, ""))
     return None
+
+
+class DatabaseConfig(Strict):
+    """A database server: its url, where its password comes from, and time limits."""
+
+    url: str
+    password_file: Path | None = None
+    password_env: str | None = None
+    statement_timeout: Duration = 10.0
+    connect_timeout: Duration = 5.0
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("sqlite", "postgresql", "postgres", "mysql", "mariadb"):
+            raise ValueError("scheme must be sqlite, postgresql or mysql")
+        if parts.password:
+            raise ValueError("put the password in password_file or password_env, not in the url")
+        if parts.scheme == "sqlite" and len(parts.path) < 2:
+            raise ValueError("a sqlite url needs a file path: sqlite:////abs/path/bacula.db")
+        if parts.scheme != "sqlite" and not (parts.hostname and parts.path.strip("/")):
+            raise ValueError("the url needs a host and a database name")
+        return url
+
+    _file = field_validator("password_file")(readable)
+    _env = field_validator("password_env")(env_set)
+
+    @model_validator(mode="after")
+    def _one_password_source(self) -> "DatabaseConfig":
+        if self.password_file and self.password_env:
+            raise ValueError("give password_file or password_env, not both")
+        return self
+
+    @property
+    def engine(self) -> Literal["sqlite", "postgresql", "mysql"]:
+        """Return the engine family of the url."""
+        scheme = urlsplit(self.url).scheme
+        if scheme == "sqlite":
+            return "sqlite"
+        return "postgresql" if scheme.startswith("postgres") else "mysql"
+
+    def sqlite_path(self) -> str:
+        """Return the file of a sqlite url (sqlite:////abs/file.db or sqlite:///relative.db)."""
+        return unquote(urlsplit(self.url).path[1:])
+
+    def password(self) -> Secret | None:
+        """Read the password now, so a rotated secret file is picked up on reconnect."""
+        return read_secret(self.password_file, self.password_env)
+
+
+class StateDatabaseConfig(DatabaseConfig):
+    """The PostgreSQL database that replicas share: the outbox, checkpoints and leadership."""
+
+    @field_validator("url")
+    @classmethod
+    def _postgresql_only(cls, url: str) -> str:
+        if not urlsplit(url).scheme.startswith("postgres"):
+            raise ValueError("the state database must be PostgreSQL (postgresql://...)")
+        return url

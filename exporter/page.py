@@ -85,7 +85,7 @@ def _cell(header: str, text: str, sort: str | float | None = None, cls: str = ""
 
 def render_page(
     rows: Sequence[Row], health: Sequence[CatalogHealth], nonce: str, refresh: int = 60,
-    now: float | None = None,
+    now: float | None = None, standby: bool = False,
 ) -> str:
     """Return the whole status page."""
     now = time.time() if now is None else now
@@ -98,6 +98,9 @@ def render_page(
         f'<div class="down">Catalog <b>{e(h.name)}</b> is unreachable: {e(h.error)} — showing '
         "the last known state.</div>" for h in health if not h.up
     )
+    if standby:
+        down += ('<div class="down">This replica stands by: another replica polls the catalogs '
+                 "and shows their state.</div>")
     body = []
     for r in rows:
         age = r.age(now)

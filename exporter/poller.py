@@ -15,17 +15,19 @@ from exporter.catalog.reader import CatalogInfo, Reader, detect
 from exporter.config import CatalogConfig
 from exporter.metrics import Health, Lines, Quiet, render_sla, render_state
 from exporter.sla import SlaConfig, restore_window
-from exporter.state import CatalogState, FinishedJob, JobRecord
+from exporter.state import CatalogState, FinishedJob
 
 log = logging.getLogger(__name__)
 
 BACKOFF_MIN, BACKOFF_MAX = 1.0, 60.0
 DB_ERRORS = (psycopg.Error, pymysql.Error, sqlite3.Error, OSError, CatalogError)
 
-# (catalog, jobs that reached a final status, checkpoint): every job with JobId <= checkpoint
-# that will ever finish has been handed over. Called on the poll thread; it must store the jobs
-# durably before it returns, or raise (then they are handed over again after the next poll).
-Listener = Callable[[str, list[FinishedJob], int], None]
+# (catalog, jobs that reached a final status, checkpoint, history): every job with JobId <=
+# checkpoint that will ever finish has been handed over. History: at the first start, the JobIds
+# above the checkpoint that had finished before it; they are not news, but a catch-up from the
+# checkpoint would find them, so the listener remembers them as seen. Called on the poll thread;
+# it must store all this durably before it returns, or raise (then it comes again next poll).
+Listener = Callable[[str, list[FinishedJob], int, list[int]], None]
 # The checkpoint the listener stored for a catalog, or None when it has none (first start).
 Resume = Callable[[str], int | None]
 
@@ -41,24 +43,37 @@ class CatalogPoller:
         self.sla = sla
         self.resume = resume
         self.backfill = backfill
-        self._undelivered: list[FinishedJob] = []
-        self.state = CatalogState(warning_is_success=cfg.warning_is_success)
-        self.reader = Reader(cfg.zone)
         self.listener = listener
-        self.up = False
-        self.error = ""
-        self.last_success: float | None = None  # Unix time of the last good poll
         self.last_duration = 0.0
         self.polls: Counter[str] = Counter()
         self.attempted = threading.Event()  # set after the first poll, good or bad
+        self._session: Session | None = None
+        self._lock = threading.Lock()
+        self._completed = 0  # polls finished, so waiters can tell one ran while they waited
+        self._forget()
+
+    def _forget(self) -> None:
+        """Start from nothing: the next poll is a cold start, as after the process started."""
+        self._undelivered: list[FinishedJob] = []
+        self._history: list[int] = []
+        self._catch_up_to: int | None = None  # a catch-up is owed up to this JobId
+        self.state = CatalogState(warning_is_success=self.cfg.warning_is_success)
+        self.reader = Reader(self.cfg.zone)
+        self.up = False
+        self.error = ""
+        self.last_success: float | None = None  # Unix time of the last good poll
         self.rendered: Lines = {}
         self.quiet: Quiet = []
         self._rendered_generation = -1
-        self._session: Session | None = None
-        self._lock = threading.Lock()
         self._last_attempt = float("-inf")
-        self._completed = 0  # polls finished, so waiters can tell one ran while they waited
         self._backoff = 0.0
+        self.attempted.clear()
+
+    def reset(self) -> None:
+        """Drop the connection and everything read (this replica stopped leading)."""
+        with self._lock:
+            self._close_session()
+            self._forget()
 
     @property
     def info(self) -> CatalogInfo | None:
@@ -117,15 +132,16 @@ class CatalogPoller:
 
     def _hand_over(self) -> None:
         """Give finished jobs and the checkpoint to the listener; keep them if it fails."""
-        if self.listener is None:
-            return
+        if self.listener is None or self._catch_up_to is not None:
+            return  # a checkpoint stored before the catch-up would skip the jobs it owes
         try:
-            self.listener(self.cfg.name, self._undelivered, self.reader.checkpoint(self.state))
+            self.listener(self.cfg.name, self._undelivered, self.reader.checkpoint(self.state),
+                          self._history)
         except Exception:
             log.exception("catalog %s: %d job results wait for the listener", self.cfg.name,
                           len(self._undelivered))
         else:
-            self._undelivered = []
+            self._undelivered, self._history = [], []
 
     def _read(self) -> list[FinishedJob]:
         """Read inside one read-only transaction; the first read after connecting is a check."""
@@ -149,8 +165,9 @@ class CatalogPoller:
                     state = CatalogState(warning_is_success=self.cfg.warning_is_success)
                     reader = Reader(self.cfg.zone, info=info, restore_window=self._window())
                     reader.cold_start(session, state)
-                    reader.unreported += self._catch_up(session, reader, state)
                     self.state, self.reader = state, reader
+                    if self.listener is not None:
+                        self._catch_up_to = reader.watermark
                     self._rendered_generation = -1
                     cold = True
                     log.info(
@@ -159,6 +176,8 @@ class CatalogPoller:
                     )
             if not cold:
                 self.reader.poll(session, self.state, self.cfg.refresh_interval)
+            if self._catch_up_to is not None:
+                self._catch_up(session, self._catch_up_to)
             finished = self.reader.describe(
                 session, self.state, self.cfg.name, self.reader.unreported)
             self.state.set_reasons({f.record.job_id: list(f.log) for f in finished if f.log})
@@ -177,14 +196,27 @@ class CatalogPoller:
             return self.cfg.restore_window
         return restore_window(self.sla) or 0.0
 
-    def _catch_up(self, session: Session, reader: Reader, state: CatalogState
-                  ) -> list[JobRecord]:
-        """At cold start, the jobs that finished since the stored checkpoint (or the backfill)."""
-        if self.listener is None:
-            return []
-        after = self.resume(self.cfg.name) if self.resume else None
+    def _catch_up(self, session: Session, upto: int) -> None:
+        """Owed since a cold start: jobs that finished since the stored checkpoint (or backfill)."""
+        # Apart from the cold start, so a state store that is down delays the catch-up (and the
+        # hand-over) but never the metrics.
+        try:
+            after = self.resume(self.cfg.name) if self.resume else None
+        except Exception as exc:
+            log.warning("catalog %s: cannot read the stored checkpoint yet: %s", self.cfg.name,
+                        exc)
+            return
         since = time.time() - self.backfill if after is None and self.backfill > 0 else None
-        return reader.finished_since(session, state, after, since)
+        owed = self.reader.finished_since(session, self.state, after, since, upto)
+        if after is None:
+            # First start: what finished above the checkpoint is history, unless reported.
+            news = {r.job_id for r in [*owed, *self.reader.unreported]}
+            news.update(f.record.job_id for f in self._undelivered)
+            above = self.reader.finished_since(
+                session, self.state, self.reader.checkpoint(self.state), None, upto)
+            self._history = [r.job_id for r in above if r.job_id not in news]
+        self.reader.unreported += owed
+        self._catch_up_to = None
 
     def _fail(self, message: str) -> None:
         """Mark the catalog down, drop the connection and back off exponentially."""
@@ -193,11 +225,15 @@ class CatalogPoller:
         self.up, self.error = False, message
         self.polls["failure"] += 1
         self._backoff = min(BACKOFF_MAX, max(BACKOFF_MIN, self._backoff * 2))
+        self._close_session()
+
+    def _close_session(self) -> None:
+        """Close the catalog connection, if any (best effort: it may be broken already)."""
         if self._session is not None:
             try:
                 self._session.close()
-            except Exception:  # the connection is already broken: closing is best effort
-                log.debug("closing a broken session failed", exc_info=True)
+            except Exception:
+                log.debug("closing a catalog session failed", exc_info=True)
             self._session = None
 
     def health(self) -> Health:
@@ -213,6 +249,4 @@ class CatalogPoller:
     def close(self) -> None:
         """Close the connection (at shutdown)."""
         with self._lock:
-            if self._session is not None:
-                self._session.close()
-                self._session = None
+            self._close_session()

@@ -121,3 +121,17 @@ def debian_schema() -> Path:
             raise
         pytest.skip(f"cannot fetch Debian's Bacula packages: {exc}")
     return Path(out.stdout.strip())
+
+
+@pytest.fixture
+def state_database() -> Iterator[str]:
+    """An empty UTF-8 PostgreSQL database for the shared state store; its url."""
+    name = f"bx_state_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(**PG, autocommit=True)
+    except psycopg.OperationalError as exc:
+        _require("PostgreSQL", exc)
+    admin.execute(f"CREATE DATABASE {name} ENCODING 'UTF8' TEMPLATE template0".encode())
+    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)".encode())
+    admin.close()

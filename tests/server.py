@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -67,6 +68,23 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+def start_logged(config: Path, port: int, log: Any) -> subprocess.Popen[bytes]:
+    """Start the exporter with its output in a log file; wait until /readyz answers 200."""
+    proc = subprocess.Popen([sys.executable, "-m", "exporter", "--config", str(config)],
+                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        assert proc.poll() is None, "the exporter exited"
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError("the exporter did not become ready")
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from exporter.events import AlertmanagerPayload, alert_event, group_identity
 from exporter.outbox import Outbox, Route
 from exporter.sinks.fake import FakeTickets
 from exporter.sinks.tickets import TicketRules, TicketSink
+from exporter.store import SqliteStore
 from tests.redmine.samples import T0, alert, finished
 
 TOKEN = "t0k3n-for-tests"
@@ -45,7 +46,7 @@ def make(tmp_path: Path, auth: dict[str, Any] | str, max_body: int = 1 << 20,
     clock = Clock()
     tickets = FakeTickets(clock)
     sink = TicketSink("tickets", tickets, rules or TicketRules(), clock)
-    outbox = Outbox(tmp_path / "outbox.sqlite3", [Route(sink)])
+    outbox = Outbox(SqliteStore(tmp_path / "outbox.sqlite3"), [Route(sink)])
     secret = tmp_path / "secret"
     secret.write_text(TOKEN + "\n")
     if isinstance(auth, dict):
@@ -248,11 +249,17 @@ def test_cross_checks(tmp_path: Path) -> None:
 
     hook = {"name": "h", "type": "webhook", "url": "http://x", "events": ["job_result"]}
     config = settings(tmp_path, sinks=[hook, hook], alertmanager={"auth": "none"})
-    assert bridge_problems(config.state_dir, config.sinks, config.alertmanager) == [
+    assert bridge_problems(None, None, config.sinks, config.alertmanager) == [
         "sinks.1.name: sink name 'h' is used twice",
-        "state_dir: sinks and alertmanager need a state_dir for the outbox",
+        "state_dir: sinks and alertmanager need a state_dir (or a state_database) for the "
+        "outbox",
         "alertmanager: no sink takes `alert` events",
     ]
+    both = settings(tmp_path, sinks=[hook], state_dir=str(tmp_path),
+                    state_database={"url": "postgresql://h/state"})
+    assert bridge_problems(both.state_dir, both.state_database, both.sinks, None) == [
+        "state_database: give state_dir or state_database, not both"]
+    assert bridge_problems(None, both.state_database, both.sinks, None) == []
 
 
 def test_secrets_never_show(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -35,9 +35,12 @@ class Recorder:
         self.jobs: list[int] = []
         self.finished: dict[int, FinishedJob] = {}
         self.checkpoints: list[int] = []
+        self.history: list[int] = []
 
-    def __call__(self, catalog: str, jobs: list[FinishedJob], checkpoint: int) -> None:
+    def __call__(self, catalog: str, jobs: list[FinishedJob], checkpoint: int,
+                 history: list[int]) -> None:
         self.jobs += [f.record.job_id for f in jobs]
+        self.history += history
         self.finished.update({f.record.job_id: f for f in jobs})
         self.checkpoints.append(checkpoint)
 
@@ -82,6 +85,8 @@ def test_scenario_cold_start_then_incremental(make_catalog: Any, engine: str, ve
     assert value(found, "bacula_catalog_up", catalog=cat.config().name) == 1
     assert recorder.jobs == []  # jobs finished before the first poll are not news
     assert recorder.checkpoints == [13]  # job 14 still runs: its outcome is not known yet
+    # Finished above the checkpoint before the first start: seen, so a restart sends none.
+    assert recorder.history == [16, 18, 19]
     reason = poller.state.series[("gamma-fd", "BackupGamma", "full")].failure_reason
     assert reason == "gamma-fd JobId 8: Fatal error: Unable to connect to Client"
 
@@ -149,6 +154,7 @@ def test_resume_backfill_and_job_details(make_catalog: Any, engine: str) -> None
     assert poller.up, poller.error
     # 6-13 and 16-19 finished after JobId 5; 17 has a status Bacula does not define.
     assert recorder.jobs == [6, 7, 8, 9, 10, 11, 12, 13, 16, 18, 19]
+    assert recorder.history == []  # not a first start
     failed = recorder.finished[8]
     assert (failed.client, failed.level, failed.status.value) == ("gamma-fd", "full", "error")
     assert failed.status_text == "Fatal error"
@@ -163,6 +169,7 @@ def test_resume_backfill_and_job_details(make_catalog: Any, engine: str) -> None
     poller = CatalogPoller(cat.config(), recorder, backfill=time.time() - window_start)
     poller.maybe_poll(0, wait=30)
     assert recorder.jobs == [4, 18, 19]  # JobTDate on or after March 4th (job 4: March 8th)
+    assert recorder.history == [16]  # above the checkpoint, before the window: seen, not sent
     poller.close()
 
 

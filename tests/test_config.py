@@ -24,6 +24,7 @@ def problems(data: object) -> list[str]:
 def test_examples_load(path: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Every shipped example is a valid configuration (secret sources provided)."""
     monkeypatch.setenv("BACULA_CATALOG_PASSWORD", "x")
+    monkeypatch.setenv("BACULA_STATE_PASSWORD", "x")
     config = load_config(path)
     assert config.catalogs
 

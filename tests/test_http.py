@@ -24,12 +24,15 @@ def test_routes(served: tuple[str, Path]) -> None:
     base, _ = served
     assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
     ready = httpx.get(f"{base}/readyz").json()
-    assert ready == {"ready": True, "catalogs": {"demo": {"up": True, "error": None}}}
+    assert ready == {"ready": True, "role": "leader",
+                     "catalogs": {"demo": {"up": True, "error": None}}}
     resp = httpx.get(f"{base}/metrics")
     assert resp.headers["content-type"].startswith("text/plain; version=0.0.4")
     found = samples(resp.text)
     assert value(found, "bacula_catalog_up", catalog="demo") == 1
     assert value(found, "bacula_exporter_build_info", version="0.1.0") == 1
+    assert value(found, "bacula_exporter_leader") == 1  # alone, it always polls
+    assert value(found, "bacula_exporter_state_database_up") is None  # it has none
     assert value(found, "bacula_job_running", catalog="demo", client="db01-fd",
                  job="Backup-db01-hourly", level="incremental") == 1
     assert value(found, "bacula_client_info", catalog="demo", client="laptop07-fd",

@@ -1,22 +1,47 @@
-"""The outbox: durable, idempotent by event id, retries with backoff, dead letters, metrics."""
+"""The outbox on both stores: durable, idempotent by event id, retries, dead letters, metrics."""
 
 import sqlite3
 import time
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
+import psycopg
 import pytest
 from prometheus_client import REGISTRY
 
 from exporter.bridge_config import RetryConfig
 from exporter.codes import StatusClass
+from exporter.config_types import StateDatabaseConfig
 from exporter.events import AlertmanagerPayload, Event, alert_event, job_result_event
 from exporter.outbox import Outbox, Route, backoff
 from exporter.sinks.base import DeliveryError, PermanentError, RetryableError
 from exporter.sinks.fake import FakeSink
+from exporter.store import PostgresStore, SqliteStore, Store
 from tests.redmine.samples import alert, finished
 
 FAST = RetryConfig(initial=0.001, max=0.002, max_attempts=3)
+OpenStore = Callable[[], Store]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> OpenStore:
+    """Open a store (anew on each call, as after a restart) on one SQLite file or PG database."""
+    if request.param == "sqlite":
+        return lambda: SqliteStore(tmp_path / "o.db")
+    cfg = StateDatabaseConfig(url=request.getfixturevalue("state_database"))
+    return lambda: PostgresStore(cfg)
+
+
+def run_sql(store: Store, sql: str) -> None:
+    """Change the store's tables behind its back (to plant a broken row)."""
+    if isinstance(store, SqliteStore):
+        with closing(sqlite3.connect(store.path)) as db, db:
+            db.execute(sql)
+    else:
+        assert isinstance(store, PostgresStore)
+        with psycopg.connect(store.cfg.url) as db:
+            db.execute(sql.encode())
 
 
 def sample(name: str, sink: str) -> float:
@@ -40,9 +65,9 @@ def drain(outbox: Outbox, name: str) -> None:
         time.sleep(0.002)
 
 
-def test_events_are_stored_once_by_id(tmp_path: Path) -> None:
+def test_events_are_stored_once_by_id(open_store: OpenStore) -> None:
     sink = FakeSink("a")
-    outbox = Outbox(tmp_path / "o.db", [Route(sink)])
+    outbox = Outbox(open_store(), [Route(sink)])
     event = job_result_event(finished(1))
     assert outbox.add([event, event]) == 1
     assert outbox.add([event]) == 0
@@ -50,20 +75,20 @@ def test_events_are_stored_once_by_id(tmp_path: Path) -> None:
     assert [e.id for e in sink.delivered] == ["main:1"]
 
 
-def test_checkpoint_is_stored_with_the_events(tmp_path: Path) -> None:
-    outbox = Outbox(tmp_path / "o.db", [Route(FakeSink("a"))])
+def test_checkpoint_is_stored_with_the_events(open_store: OpenStore) -> None:
+    outbox = Outbox(open_store(), [Route(FakeSink("a"))])
     assert outbox.resume("main") is None
     outbox.listener("main", [finished(4), finished(5, StatusClass.ERROR)], 5)
     assert outbox.resume("main") == 5
     assert set(outbox.states()) == {("main:4", "a"), ("main:5", "a")}
 
 
-def test_pending_events_survive_a_restart(tmp_path: Path) -> None:
-    first = Outbox(tmp_path / "o.db", [Route(FakeSink("a"))])
+def test_pending_events_survive_a_restart(open_store: OpenStore) -> None:
+    first = Outbox(open_store(), [Route(FakeSink("a"))])
     first.add([job_result_event(finished(1)), job_result_event(finished(2))])
     # No stop(): the process died. A new outbox on the same file delivers what was pending.
     sink = FakeSink("a")
-    second = Outbox(tmp_path / "o.db", [Route(sink)])
+    second = Outbox(open_store(), [Route(sink)])
     assert sample("bacula_exporter_outbox_pending", "a") == 2
     assert sample("bacula_exporter_outbox_oldest_pending_timestamp_seconds", "a") > 0
     drain(second, "a")
@@ -71,10 +96,10 @@ def test_pending_events_survive_a_restart(tmp_path: Path) -> None:
     assert sample("bacula_exporter_outbox_pending", "a") == 0
 
 
-def test_retry_then_success(tmp_path: Path) -> None:
+def test_retry_then_success(open_store: OpenStore) -> None:
     sink = FakeSink("retry")
     sink.fail = [RetryableError("down"), RetryableError("down")]
-    outbox = Outbox(tmp_path / "o.db", [Route(sink, retry=FAST)])
+    outbox = Outbox(open_store(), [Route(sink, retry=FAST)])
     before = delivered("retry", "retry"), delivered("retry", "success")
     outbox.add([job_result_event(finished(1))])
     drain(outbox, "retry")
@@ -87,11 +112,11 @@ def test_retry_then_success(tmp_path: Path) -> None:
     ([PermanentError("400")], 1),
     ([RetryableError("500")] * 3, 0),  # max_attempts = 3
 ])
-def test_dead_letters(tmp_path: Path, errors: list[DeliveryError], failure: int) -> None:
+def test_dead_letters(open_store: OpenStore, errors: list[DeliveryError], failure: int) -> None:
     name = f"dead{failure}"
     sink = FakeSink(name)
     sink.fail_for["main:1"] = list(errors)
-    outbox = Outbox(tmp_path / "o.db", [Route(sink, retry=FAST)])
+    outbox = Outbox(open_store(), [Route(sink, retry=FAST)])
     before = delivered(name, "dead"), delivered(name, "failure")
     outbox.add([job_result_event(finished(1)), job_result_event(finished(2))])
     drain(outbox, name)
@@ -100,9 +125,9 @@ def test_dead_letters(tmp_path: Path, errors: list[DeliveryError], failure: int)
     assert delivered(name, "failure") - before[1] == failure
 
 
-def test_filters_route_events(tmp_path: Path) -> None:
+def test_filters_route_events(open_store: OpenStore) -> None:
     jobs, alerts = FakeSink("jobs"), FakeSink("alerts")
-    outbox = Outbox(tmp_path / "o.db", [
+    outbox = Outbox(open_store(), [
         Route(jobs, lambda e: e.kind == "job_result"), Route(alerts, lambda e: e.kind == "alert"),
     ])
     outbox.add([job_result_event(finished(1)),
@@ -113,10 +138,10 @@ def test_filters_route_events(tmp_path: Path) -> None:
     assert [e.kind for e in alerts.delivered] == ["alert"]
 
 
-def test_a_resolved_alert_never_overtakes_its_firing(tmp_path: Path) -> None:
+def test_a_resolved_alert_never_overtakes_its_firing(open_store: OpenStore) -> None:
     sink = FakeSink("order")
     sink.fail = [RetryableError("down")]
-    outbox = Outbox(tmp_path / "o.db", [Route(sink, retry=RetryConfig(initial=3600))])
+    outbox = Outbox(open_store(), [Route(sink, retry=RetryConfig(initial=3600))])
     firing = alert_event(AlertmanagerPayload.model_validate(alert()))
     resolved = alert_event(AlertmanagerPayload.model_validate(alert(status="resolved")))
     other = job_result_event(finished(9))
@@ -125,11 +150,14 @@ def test_a_resolved_alert_never_overtakes_its_firing(tmp_path: Path) -> None:
     outbox.deliver_due("order")
     # The firing waits an hour for its retry; the resolved waits behind it, the job goes on.
     assert [e.id for e in sink.delivered] == [other.id]
+    # Nothing is due before the firing's retry: the worker sleeps until then, never spins.
+    next_due = outbox.store.next_due("order")
+    assert next_due is not None and next_due > time.time() + 1000
 
 
-def test_workers_deliver_in_the_background(tmp_path: Path) -> None:
+def test_workers_deliver_in_the_background(open_store: OpenStore) -> None:
     sink = FakeSink("bg")
-    outbox = Outbox(tmp_path / "o.db", [Route(sink)])
+    outbox = Outbox(open_store(), [Route(sink)])
     outbox.start()
     try:
         outbox.add([job_result_event(finished(i)) for i in range(1, 21)])
@@ -140,7 +168,7 @@ def test_workers_deliver_in_the_background(tmp_path: Path) -> None:
 
 
 def test_the_file_is_durable_sqlite(tmp_path: Path) -> None:
-    outbox = Outbox(tmp_path / "o.db", [Route(FakeSink("a"))])
+    outbox = Outbox(SqliteStore(tmp_path / "o.db"), [Route(FakeSink("a"))])
     outbox.add([job_result_event(finished(1))])
     with sqlite3.connect(tmp_path / "o.db") as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -163,11 +191,22 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
         time.sleep(0.01)
 
 
-def test_an_unreadable_row_is_dead_not_fatal(tmp_path: Path) -> None:
+def test_an_unreadable_row_is_dead_not_fatal(open_store: OpenStore) -> None:
     sink = FakeSink("bad")
-    outbox = Outbox(tmp_path / "o.db", [Route(sink)])
+    store = open_store()
+    outbox = Outbox(store, [Route(sink)])
     outbox.add([job_result_event(finished(1)), job_result_event(finished(2))])
-    with sqlite3.connect(tmp_path / "o.db") as db:
-        db.execute("UPDATE event SET data = '{\"id\": \"main:1\"}' WHERE id = 'main:1'")
+    run_sql(store, "UPDATE event SET data = '{\"id\": \"main:1\"}' WHERE id = 'main:1'")
     drain(outbox, "bad")
     assert outbox.states() == {("main:1", "bad"): "dead", ("main:2", "bad"): "done"}
+
+
+def test_history_is_remembered_not_sent(open_store: OpenStore) -> None:
+    sink = FakeSink("history")
+    outbox = Outbox(open_store(), [Route(sink)])
+    outbox.listener("main", [finished(14)], 13, [16, 18])
+    # After a restart the catch-up from 13 finds 16 again: seen at the first start, no news.
+    assert outbox.add([job_result_event(finished(16))]) == 0
+    drain(outbox, "history")
+    assert [e.id for e in sink.delivered] == ["main:14"]
+    assert outbox.resume("main") == 13

@@ -29,6 +29,7 @@ from exporter.outbox import Outbox, Route
 from exporter.sinks.base import accepts
 from exporter.sinks.redmine import redmine_sink
 from exporter.sinks.tickets import ACK_NOTE
+from exporter.store import SqliteStore
 from tests.chain.harness import ALERTMANAGER, Daemon, require_binaries, running
 from tests.redmine.harness import PROJECT, Redmine, RedmineError, install, installed
 from tests.redmine.samples import alert, finished, restore
@@ -93,7 +94,7 @@ def pending(outbox: Outbox) -> int:
 
 def test_final_issue_states(redmine: Redmine, tmp_path: Path) -> None:
     cfg = sink_config(redmine, tmp_path, reopen_window="1d")
-    outbox = Outbox(tmp_path / "outbox.sqlite3",
+    outbox = Outbox(SqliteStore(tmp_path / "outbox.sqlite3"),
                     [Route(redmine_sink(cfg), lambda e: accepts(cfg, e), FAST)])
     app = FastAPI()
     app.state.bridge = Bridge(outbox, AlertmanagerConfig(auth="none"))
@@ -144,7 +145,7 @@ def test_restore_tickets_wait_for_a_human(redmine: Redmine, tmp_path: Path,
     prefix = f"ack-{job_results.replace('_', '')}"
     cfg = sink_config(redmine, tmp_path, restore_ack=True, job_results=job_results)
     sink = redmine_sink(cfg)
-    outbox = Outbox(tmp_path / "outbox.sqlite3",
+    outbox = Outbox(SqliteStore(tmp_path / "outbox.sqlite3"),
                     [Route(sink, lambda e: accepts(cfg, e), FAST)])
     jobs = [finished(1, catalog=prefix), restore(2, catalog=prefix, log=RESTORE_LOG),
             restore(3, StatusClass.ERROR, catalog=prefix)]
@@ -182,7 +183,8 @@ def test_restore_tickets_wait_for_a_human(redmine: Redmine, tmp_path: Path,
 
 def test_redmine_down_while_50_events_queue(redmine: Redmine, tmp_path: Path) -> None:
     cfg = sink_config(redmine, tmp_path)
-    outbox = Outbox(tmp_path / "outbox.sqlite3", [Route(redmine_sink(cfg), retry=FAST)])
+    outbox = Outbox(SqliteStore(tmp_path / "outbox.sqlite3"),
+                    [Route(redmine_sink(cfg), retry=FAST)])
     redmine.stop()
     try:
         outbox.start()
@@ -210,7 +212,9 @@ def test_redmine_down_while_50_events_queue(redmine: Redmine, tmp_path: Path) ->
 
 def _retried(outbox: Outbox) -> int:
     """Return how many deliveries have failed at least once."""
-    row = outbox._db().execute("SELECT count(*) FROM delivery WHERE attempts > 0").fetchone()
+    assert isinstance(outbox.store, SqliteStore)
+    with closing(sqlite3.connect(outbox.store.path)) as db:
+        row = db.execute("SELECT count(*) FROM delivery WHERE attempts > 0").fetchone()
     return int(row[0])
 
 
@@ -221,7 +225,7 @@ def test_sigkill_mid_delivery_then_restart(redmine: Redmine, tmp_path: Path, how
     sink_json = tmp_path / "sink.json"
     sink_json.write_text(json.dumps(cfg.model_dump(mode="json")))
     outbox_file = tmp_path / "outbox.sqlite3"
-    queued = Outbox(outbox_file, [Route(redmine_sink(cfg))])
+    queued = Outbox(SqliteStore(outbox_file), [Route(redmine_sink(cfg))])
     jobs = [finished(i, StatusClass.ERROR if i % 3 == 0 else StatusClass.OK, catalog=prefix)
             for i in range(1, 51)]
     queued.add([job_result_event(j) for j in jobs], (prefix, 50))

@@ -52,11 +52,11 @@ def drop_user(cat: Any, user: str) -> None:
 
 
 def test_readonly_users_rotation_and_no_secret_in_any_output(
-    make_catalog: Any, tmp_path: Path
+    make_catalog: Any, tmp_path: Path, state_database: str
 ) -> None:
     """Wrong then right passwords from files: every output is searched for both values."""
     pg, my = make_catalog("postgresql", scenario.ZONE), make_catalog("mysql", scenario.ZONE)
-    secrets = {e: f"S3cret-{e}-{uuid.uuid4().hex}" for e in ("postgresql", "mysql")}
+    secrets = {e: f"S3cret-{e}-{uuid.uuid4().hex}" for e in ("postgresql", "mysql", "state")}
     wrong = f"Wr0ng-{uuid.uuid4().hex}"
     users = {}
     for cat in (pg, my):
@@ -67,6 +67,7 @@ def test_readonly_users_rotation_and_no_secret_in_any_output(
     files = {e: tmp_path / f"{e}.secret" for e in secrets}
     files["postgresql"].write_text(secrets["postgresql"] + "\n")
     files["mysql"].write_text(wrong + "\n")  # rotated to the right one below
+    files["state"].write_text(secrets["state"] + "\n")
     port = free_port()
     config = tmp_path / "config.yml"
     config.write_text(
@@ -78,6 +79,7 @@ def test_readonly_users_rotation_and_no_secret_in_any_output(
         f"  - name: my\n    url: 'mysql://{users['mysql']}@127.0.0.1:3306/"
         f"{my.url.rsplit('/', 1)[1]}'\n    password_file: {files['mysql']}\n"
         f"    timezone: {scenario.ZONE}\n"
+        f"state_database:\n  url: '{state_database}'\n  password_file: {files['state']}\n"
     )
     outputs: list[str] = []
     proc = start(["--config", str(config)], port)

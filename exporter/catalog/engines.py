@@ -10,6 +10,7 @@ import psycopg
 import pymysql
 
 from exporter.config import CatalogConfig
+from exporter.config_types import DatabaseConfig
 
 Row = Sequence[Any]
 
@@ -195,8 +196,8 @@ def connect(cfg: CatalogConfig) -> Session:
         raise CatalogError(f"cannot connect: {scrub(exc, cfg)}") from None
 
 
-def scrub(exc: BaseException, cfg: CatalogConfig) -> str:
-    """Return an error message with the catalog password (if any) blanked out."""
+def scrub(exc: BaseException, cfg: DatabaseConfig) -> str:
+    """Return an error message with the database password (if any) blanked out."""
     text = " ".join(str(exc).split())
     if text in ("", "(0, '')"):
         text = f"{type(exc).__name__}: connection lost"  # what PyMySQL says after a KILL

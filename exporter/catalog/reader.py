@@ -379,9 +379,10 @@ class Reader:
         return min(self.watermark, min(open_ids) - 1) if open_ids else self.watermark
 
     def finished_since(
-        self, session: Session, state: CatalogState, after: int | None, since: float | None
+        self, session: Session, state: CatalogState, after: int | None, since: float | None,
+        upto: int,
     ) -> list[JobRecord]:
-        """Return jobs read at cold start that finished after a JobId or within a time window."""
+        """Return finished jobs up to a JobId, after another JobId or within a time window."""
         if after is None and since is None:
             return []
         where = "JobId > %s" if after is not None else "JobTDate >= %s"
@@ -389,7 +390,7 @@ class Reader:
         rows = session.query(
             f"SELECT {self.job_columns()} FROM Job WHERE {where} AND JobId <= %s "
             f"AND JobStatus IN ({_codes(FINISHED_CODES)}) ORDER BY JobId",
-            [bound, self.watermark],
+            [bound, upto],
         )
         return self._records(rows, state)
 

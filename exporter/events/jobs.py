@@ -19,6 +19,11 @@ def iso(ts: float | None) -> str | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
 
 
+def job_event_id(catalog: str, job_id: int) -> str:
+    """Return the id (and ticket key) of a job's result: stable across restarts and replicas."""
+    return f"{catalog}:{job_id}"
+
+
 def job_result_event(job: FinishedJob) -> Event:
     """Turn a finished job into its event; the id is `<catalog>:<JobId>`."""
     rec = job.record
@@ -37,7 +42,8 @@ def job_result_event(job: FinishedJob) -> Event:
     else:
         title = f"[{job.catalog}] {who}{rec.name} {job.level}: {job.status_text} ({rec.job})"
     return Event(
-        id=f"{job.catalog}:{rec.job_id}", kind="job_result", key=f"{job.catalog}:{rec.job_id}",
+        id=job_event_id(job.catalog, rec.job_id), kind="job_result",
+        key=job_event_id(job.catalog, rec.job_id),
         title=title, severity=SEVERITY.get(job.status, "critical"), status=job.status.value,
         body={"kind": "job_result", **body}, job_type=rec.type,
     )

@@ -17,6 +17,7 @@ from exporter.bridge_config import RedmineSinkConfig, RetryConfig
 from exporter.outbox import Outbox, Route
 from exporter.sinks.redmine import redmine_sink
 from exporter.sinks.tickets import Ticket
+from exporter.store import SqliteStore
 
 TIMEOUT = 300.0
 
@@ -39,7 +40,7 @@ def main(sink_json: str, outbox_file: str) -> int:
             return ticket
 
         sink.backend.create = create_then_die  # type: ignore[method-assign]
-    outbox = Outbox(Path(outbox_file), [Route(sink, retry=retry)])
+    outbox = Outbox(SqliteStore(Path(outbox_file)), [Route(sink, retry=retry)])
     outbox.start()
     print("started", flush=True)
     deadline = time.monotonic() + TIMEOUT
