@@ -236,12 +236,18 @@ def test_core_objects_are_valid_kubernetes(scenario: Path) -> None:
 
 
 def test_deployment_is_hardened(scenario: Path) -> None:
-    """Recreate, one replica, non-root, read-only root, no capabilities, seccomp, probes, limits."""
+    """Non-root, read-only root, no capabilities, seccomp, probes, limits; without a state
+    database one replica, Recreate and the state volume."""
     values = scenario_values(scenario)
     objects = render(values)
     deployment = only(objects, "Deployment")
     spec = deployment["spec"]
-    assert spec["strategy"] == {"type": "Recreate"} and spec["replicas"] == 1
+    state_database = values.get("stateDatabase", {}).get("url")
+    if state_database:
+        assert spec["strategy"]["type"] == "RollingUpdate"
+        assert spec["replicas"] == values.get("replicaCount", 1)
+    else:
+        assert spec["strategy"] == {"type": "Recreate"} and spec["replicas"] == 1
     pod = spec["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -261,15 +267,18 @@ def test_deployment_is_hardened(scenario: Path) -> None:
     volumes = {v["name"]: v for v in pod["volumes"]}
     for mount in container["volumeMounts"]:
         assert mount["name"] in volumes, mount
-    state = volumes["state"]
     persistence = {"enabled": True, **values.get("persistence", {})}
-    if persistence["enabled"]:
+    if state_database:
+        assert "state" not in volumes
+        assert not [o for o in objects if o["kind"] == "PersistentVolumeClaim"]
+    elif persistence["enabled"]:
+        state = volumes["state"]
         claim = persistence.get("existingClaim") or f"{RELEASE}-bacula-exporter"
         assert state["persistentVolumeClaim"]["claimName"] == claim
         pvcs = [o for o in objects if o["kind"] == "PersistentVolumeClaim"]
         assert len(pvcs) == (0 if persistence.get("existingClaim") else 1)
     else:
-        assert "emptyDir" in state
+        assert "emptyDir" in volumes["state"]
     service = only(objects, "Service")
     assert service["spec"]["ports"][0]["targetPort"] == "http"
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
@@ -380,13 +389,102 @@ def test_dashboards_become_labelled_configmaps() -> None:
     assert not [o for o in render({}) if o["metadata"]["labels"].get("grafana_dashboard")]
 
 
+def config_of(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return the exporter configuration in the release's ConfigMap."""
+    (configmap,) = [o for o in objects if o["kind"] == "ConfigMap"
+                    and o["metadata"]["name"] == f"{RELEASE}-bacula-exporter"]
+    config: dict[str, Any] = yaml.safe_load(configmap["data"]["config.yml"])
+    return config
+
+
+def test_state_database_runs_replicas() -> None:
+    """With stateDatabase: the replicas asked for, rolled, a PDB, spread over nodes, no PVC, and
+    state_database (password from the mounted Secret) in the config instead of state_dir."""
+    values = scenario_values(CHART / "ci" / "ha-values.yaml")
+    assert values["replicaCount"] == 2
+    objects = render(values)
+    deployment = only(objects, "Deployment")
+    spec = deployment["spec"]
+    assert spec["replicas"] == 2
+    assert spec["strategy"] == {"type": "RollingUpdate",
+                                "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    config = config_of(objects)
+    assert "state_dir" not in config
+    secret = values["stateDatabase"]["passwordSecret"]
+    password_file = f"/etc/bacula-exporter/secrets/{secret['name']}/{secret['key']}"
+    assert config["state_database"] == {"url": values["stateDatabase"]["url"],
+                                        "password_file": password_file,
+                                        "statement_timeout": "15s"}
+    volume = mounts(deployment)[str(Path(password_file).parent)]
+    assert volume["secret"]["secretName"] == secret["name"]
+    pod = spec["template"]["spec"]
+    (mount,) = [m for m in pod["containers"][0]["volumeMounts"]
+                if m["mountPath"] == str(Path(password_file).parent)]
+    assert mount["readOnly"] is True
+    assert STATE_DIR not in mounts(deployment)
+    assert not [o for o in objects if o["kind"] == "PersistentVolumeClaim"]
+    pdb = only(objects, "PodDisruptionBudget")
+    assert pdb["spec"] == {"minAvailable": 1,
+                           "selector": {"matchLabels": spec["selector"]["matchLabels"]}}
+    (preferred,) = pod["affinity"]["podAntiAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"]
+    assert preferred["podAffinityTerm"]["labelSelector"]["matchLabels"] == (
+        spec["selector"]["matchLabels"])
+    # An affinity of one's own replaces the chart's.
+    own = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": [
+            {"key": "backup", "operator": "Exists"}]}]}}}
+    pod = only(render({**values, "affinity": own}), "Deployment")["spec"]["template"]["spec"]
+    assert pod["affinity"] == own
+
+
+def test_state_database_with_one_replica() -> None:
+    """One replica on a state database rolls too, needs no PVC and gets no PDB; leaving the url
+    empty keeps state_dir, the PVC and Recreate."""
+    values = {"stateDatabase": {"url": "postgresql://bx@statedb:5432/bx"},
+              "config": {"sinks": [{"name": "hook", "type": "webhook",
+                                    "url": "https://hooks.example/bacula"}]}}
+    objects = render(values)
+    deployment = only(objects, "Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert "affinity" not in deployment["spec"]["template"]["spec"]
+    kinds = [o["kind"] for o in objects]
+    assert "PersistentVolumeClaim" not in kinds and "PodDisruptionBudget" not in kinds
+    config = config_of(objects)
+    assert config["state_database"] == {"url": "postgresql://bx@statedb:5432/bx"}
+    assert "state_dir" not in config
+    values["stateDatabase"]["url"] = ""
+    objects = render(values)
+    assert config_of(objects)["state_dir"] == STATE_DIR
+    assert "state_database" not in config_of(objects)
+    assert only(objects, "Deployment")["spec"]["strategy"] == {"type": "Recreate"}
+    only(objects, "PersistentVolumeClaim")
+
+
+def test_replicas_need_a_state_database() -> None:
+    """More than one replica on a SQLite outbox fails the render with a message saying why."""
+    with pytest.raises(helm.HelmRenderError, match=r"replicaCount 2 needs stateDatabase\.url"):
+        render({"replicaCount": 2})
+    with pytest.raises(helm.HelmRenderError, match=r"needs stateDatabase\.url"):
+        render({"replicaCount": 3, "stateDatabase": {"url": ""}})
+    assert only(render({"replicaCount": 1}), "Deployment")["spec"]["replicas"] == 1
+
+
 @pytest.mark.parametrize("values", [
     {"catalogz": []},
     {"config": {"listen": "0.0.0.0:1"}},
     {"catalogs": [{"name": "main", "url": "oracle://db/x", "timezone": "UTC"}]},
     {"catalogs": []},
     {"port": "9625"},
-], ids=["unknown-key", "chart-owned-key", "bad-url", "no-catalog", "port-as-string"])
+    {"config": {"state_database": {"url": "postgresql://bx@statedb/bx"}}},
+    {"stateDatabase": {"url": "mysql://bx@statedb/bx"}},
+    {"stateDatabase": {"url": "postgresql://bx:secret@statedb/bx"}},
+    {"stateDatabase": {"url": "postgresql://bx@statedb/bx", "password_file": "/x"}},
+    {"replicaCount": "2"},
+], ids=["unknown-key", "chart-owned-key", "bad-url", "no-catalog", "port-as-string",
+        "chart-owned-state-database", "state-database-not-postgresql",
+        "state-database-password-in-url", "state-database-unknown-key", "replicas-as-string"])
 def test_schema_rejects_bad_values(values: dict[str, Any]) -> None:
     """values.schema.json stops typos and values the chart cannot render into a good config."""
     with pytest.raises(helm.HelmValuesError):

@@ -43,11 +43,31 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "bacula-exporter.tlsDir" -}}/etc/bacula-exporter/tls{{- end }}
 {{- define "bacula-exporter.stateDir" -}}/var/lib/bacula-exporter{{- end }}
 
-{{/* The names of every Secret to mount: catalogs' passwordSecret and existingSecrets, once each. */}}
+{{/* The path of the password file a passwordSecret ({name, key}) is mounted as. */}}
+{{- define "bacula-exporter.passwordFile" -}}
+{{- printf "%s/%s/%s" (include "bacula-exporter.secretsDir" .root) .secret.name (.secret.key | default "password") }}
+{{- end }}
+
+{{/* Replicas need a shared outbox and leadership: without a state database there is one. */}}
+{{- define "bacula-exporter.replicas" -}}
+{{- $replicas := int .Values.replicaCount }}
+{{- if and (gt $replicas 1) (not .Values.stateDatabase.url) }}
+{{- fail (printf "replicaCount %d needs stateDatabase.url: without it the outbox is a SQLite file on one PVC, for one replica only" $replicas) }}
+{{- end }}
+{{- $replicas }}
+{{- end }}
+
+{{/* The names of every Secret to mount: the passwordSecret of catalogs and of the state
+database, and existingSecrets, once each. */}}
 {{- define "bacula-exporter.secretNames" -}}
 {{- $names := dict }}
 {{- range .Values.catalogs }}
 {{- if and .passwordSecret .passwordSecret.name }}
+{{- $_ := set $names .passwordSecret.name true }}
+{{- end }}
+{{- end }}
+{{- with .Values.stateDatabase }}
+{{- if and .url .passwordSecret .passwordSecret.name }}
 {{- $_ := set $names .passwordSecret.name true }}
 {{- end }}
 {{- end }}
@@ -57,7 +77,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- keys $names | sortAlpha | toJson }}
 {{- end }}
 
-{{/* The configuration file, from values; the chart owns listen, catalogs, tls and state_dir. */}}
+{{/* The configuration file, from values; the chart owns listen, catalogs, tls, state_dir and
+state_database. */}}
 {{- define "bacula-exporter.config" -}}
 {{- $cfg := deepCopy (.Values.config | default dict) }}
 {{- $listenHost := .Values.listenHost }}
@@ -69,7 +90,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- range .Values.catalogs }}
 {{- $catalog := omit (deepCopy .) "passwordSecret" }}
 {{- if and .passwordSecret .passwordSecret.name }}
-{{- $file := printf "%s/%s/%s" (include "bacula-exporter.secretsDir" $) .passwordSecret.name (.passwordSecret.key | default "password") }}
+{{- $file := include "bacula-exporter.passwordFile" (dict "root" $ "secret" .passwordSecret) }}
 {{- $_ := set $catalog "password_file" $file }}
 {{- end }}
 {{- $catalogs = append $catalogs $catalog }}
@@ -79,7 +100,21 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- $dir := include "bacula-exporter.tlsDir" . }}
 {{- $_ := set $cfg "tls" (dict "cert_file" (printf "%s/tls.crt" $dir) "key_file" (printf "%s/tls.key" $dir)) }}
 {{- end }}
-{{- if or $cfg.sinks $cfg.alertmanager }}
+{{- $sdb := .Values.stateDatabase }}
+{{- if $sdb.url }}
+{{- /* Always with a url, sinks or not: leadership lives in the state database too. */}}
+{{- $db := dict "url" $sdb.url }}
+{{- if and $sdb.passwordSecret $sdb.passwordSecret.name }}
+{{- $_ := set $db "password_file" (include "bacula-exporter.passwordFile" (dict "root" . "secret" $sdb.passwordSecret)) }}
+{{- end }}
+{{- with $sdb.statementTimeout }}
+{{- $_ := set $db "statement_timeout" . }}
+{{- end }}
+{{- with $sdb.connectTimeout }}
+{{- $_ := set $db "connect_timeout" . }}
+{{- end }}
+{{- $_ := set $cfg "state_database" $db }}
+{{- else if or $cfg.sinks $cfg.alertmanager }}
 {{- $_ := set $cfg "state_dir" (include "bacula-exporter.stateDir" .) }}
 {{- end }}
 {{- toYaml $cfg }}
