@@ -19,7 +19,7 @@ REQUIRED = {
     "BaculaOffsiteCopyLagging", "BaculaJobRunningTooLong", "BaculaBackupInQuietHours",
     "BaculaCatalogDown", "BaculaExporterDown", "BaculaCatalogPollStale", "BaculaPoolVolumesLow",
     "BaculaRestoreRun", "BaculaTicketDeliveryFailing", "BaculaRetentionShort",
-    "BaculaBackupNotEncrypted",
+    "BaculaBackupNotEncrypted", "BaculaExporterStateDatabaseDown", "BaculaExporterNoLeader",
 }
 
 
