@@ -6,9 +6,11 @@ this process), then sends POST /alertmanager open-loop at --rate requests per se
 --duration seconds (each a distinct notification, so each must be stored and delivered), while
 --scrapers threads fetch /metrics every --scrape-every seconds. Reports sent / accepted /
 failed, latency percentiles of both, and whether every accepted notification reached the
-webhook.
+webhook. With --state-database (an empty PostgreSQL database) the outbox lives there instead,
+and --replicas exporters share it, the notifications spread over them.
 
     .venv/bin/python -m bench.load_alertmanager [--rate 200] [--duration 60] [--json out.json]
+        [--state-database postgresql://postgres@127.0.0.1:5432/bench_state --replicas 2]
 
 Everything it starts stops by itself: the exporter is terminated and the temporary directory
 removed at the end, also on errors or Ctrl-C.
@@ -25,7 +27,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -77,22 +79,26 @@ def free_port() -> int:
 
 
 @contextmanager
-def exporter(tmp: Path, hook: str) -> Iterator[str]:
-    """Run the exporter with the bridge; yield its base URL."""
+def exporter(tmp: Path, hook: str, state_database: str | None = None, name: str = "a"
+             ) -> Iterator[str]:
+    """Run one exporter with the bridge; yield its base URL."""
     db = tmp / "bacula.db"
-    write_demo_catalog(db)
+    if not db.exists():
+        write_demo_catalog(db)
     (tmp / "token").write_text(TOKEN + "\n")
     port = free_port()
-    config = tmp / "config.yml"
+    config = tmp / f"{name}.yml"
+    store: dict[str, Any] = ({"state_database": {"url": state_database}} if state_database
+                             else {"state_dir": str(tmp / "state")})
     config.write_text(json.dumps({
         "listen": f"127.0.0.1:{port}", "poll_interval": "30s", "scrape_min_interval": "5s",
-        "log_level": "warning", "state_dir": str(tmp / "state"),
+        "log_level": "warning", **store,
         "catalogs": [{"name": "demo", "url": f"sqlite:///{db}", "timezone": DEMO_ZONE}],
         "sinks": [{"name": "hook", "type": "webhook", "url": hook, "events": ["alert"],
                    "retry": {"initial": "0.2s", "max": "2s"}}],
         "alertmanager": {"auth": {"type": "bearer", "token_file": str(tmp / "token")}},
     }))
-    with (tmp / "exporter.log").open("ab") as log:
+    with (tmp / f"{name}.log").open("ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "exporter", "--config", str(config)],
                                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         try:
@@ -105,7 +111,7 @@ def exporter(tmp: Path, hook: str) -> Iterator[str]:
                 except httpx.TransportError:
                     pass
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"the exporter did not start; see {tmp / 'exporter.log'}")
+                    raise SystemExit(f"the exporter did not start; see {tmp / name}.log")
                 time.sleep(0.1)
             yield base
         finally:
@@ -159,7 +165,7 @@ async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
     return int(lines[0].split()[1]), await reader.readexactly(length)
 
 
-async def send_all(base: str, rate: float, duration: float, connections: int
+async def send_all(bases: list[str], rate: float, duration: float, connections: int
                    ) -> dict[str, Any]:
     """Send open-loop: request i is due at i / rate whatever the earlier ones are doing.
 
@@ -167,7 +173,6 @@ async def send_all(base: str, rate: float, duration: float, connections: int
     hold 200/s next to the server on a small machine). Latency counts from the due time, so
     time spent waiting for a free connection is not hidden (no coordinated omission).
     """
-    host, port = base.removeprefix("http://").rsplit(":", 1)
     total = int(rate * duration)
     start = datetime.now(UTC)
     latencies: list[float] = []
@@ -176,7 +181,8 @@ async def send_all(base: str, rate: float, duration: float, connections: int
     stored: set[str] = set()
     queue: asyncio.Queue[tuple[int, float] | None] = asyncio.Queue()
 
-    async def worker() -> None:
+    async def worker(base: str) -> None:
+        host, port = base.removeprefix("http://").rsplit(":", 1)
         reader, writer = await asyncio.open_connection(host, int(port))
         try:
             while (item := await queue.get()) is not None:
@@ -206,7 +212,7 @@ async def send_all(base: str, rate: float, duration: float, connections: int
         finally:
             writer.close()
 
-    workers = [asyncio.create_task(worker()) for _ in range(connections)]
+    workers = [asyncio.create_task(worker(bases[k % len(bases)])) for k in range(connections)]
     t0 = time.monotonic()
     for i in range(total):
         due = t0 + i / rate
@@ -255,22 +261,30 @@ def main() -> None:
     parser.add_argument("--drain", type=float, default=180.0,
                         help="seconds to wait for the webhook to receive everything")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--state-database", help="an empty PostgreSQL database for the outbox")
+    parser.add_argument("--replicas", type=int, default=1,
+                        help="exporters sharing --state-database")
     args = parser.parse_args()
+    if args.replicas > 1 and not args.state_database:
+        parser.error("--replicas above 1 needs --state-database")
 
     hook = Webhook()
     threading.Thread(target=hook.serve_forever, name="webhook", daemon=True).start()
     try:
-        with tempfile.TemporaryDirectory(prefix="bench-am-") as tmp, \
-                exporter(Path(tmp), hook.url) as base:
+        with tempfile.TemporaryDirectory(prefix="bench-am-") as tmp, ExitStack() as running:
+            bases = [running.enter_context(exporter(Path(tmp), hook.url, args.state_database,
+                                                    chr(ord("a") + k)))
+                     for k in range(args.replicas)]
             stop = threading.Event()
             scraped: dict[str, Any] = {}
             scrapers = [threading.Thread(target=scrape_loop,
-                                         args=(base, args.scrape_every, stop, scraped),
-                                         daemon=True) for _ in range(args.scrapers)]
+                                         args=(bases[k % len(bases)], args.scrape_every, stop,
+                                               scraped),
+                                         daemon=True) for k in range(args.scrapers)]
             for thread in scrapers:
                 thread.start()
             try:
-                sent = asyncio.run(send_all(base, args.rate, args.duration,
+                sent = asyncio.run(send_all(bases, args.rate, args.duration,
                                                 args.connections))
             finally:
                 stop.set()
@@ -289,6 +303,7 @@ def main() -> None:
     finally:
         hook.shutdown()
     figures = {
+        "store": "postgresql" if args.state_database else "sqlite", "replicas": args.replicas,
         **sent,
         "stored_new": len(stored),
         "delivered_to_webhook": len(stored & set(keys)),
