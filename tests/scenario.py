@@ -1,6 +1,9 @@
 """One catalog scenario, written to every engine and version, with what the exporter must say."""
 
+import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from exporter.catalog.builder import CatalogBuilder
@@ -56,6 +59,27 @@ def build() -> CatalogBuilder:
     b.volume("Full-0003", "Full", "Append", 1000, T0)
     b.volume("Offsite-0001", "Offsite", "Append", 700, T0)
     return b
+
+
+def stream_catalog(path: Path) -> None:
+    """Write the scenario to a SQLite file, with a client stream-fd for write_stream_job."""
+    builder = build()
+    builder.client("stream-fd")
+    with closing(sqlite3.connect(path)) as conn:
+        builder.write(conn.cursor(), "sqlite", 16)
+        conn.commit()
+
+
+def write_stream_job(conn: sqlite3.Connection, job_id: int) -> None:
+    """Add one finished backup of stream-fd (every seventh failed) and commit."""
+    batch = build()
+    batch.client("stream-fd")
+    batch.rows = {t: [] for t in batch.rows}
+    start = T0 + 30 * D + job_id * 60
+    batch.job("BackupStream", "stream-fd", start, start + 30,
+              status="f" if job_id % 7 == 0 else "T", job_id=job_id)
+    batch.write(conn.cursor(), "sqlite")
+    conn.commit()
 
 
 def key(client: str, job: str, level: str, catalog: str) -> dict[str, str]:

@@ -368,13 +368,8 @@ KILLS = 5
 def test_sigkilled_exporter_in_a_stream_of_job_results(tmp_path: Path) -> None:
     rng = random.Random(500)
     db = tmp_path / "bacula.db"
-    builder = scenario.build()
-    builder.client("stream-fd")
-    with closing(sqlite3.connect(db)) as conn:
-        builder.write(conn.cursor(), "sqlite", 16)
-        conn.commit()
-    hook = Recording()
-    threading.Thread(target=hook.serve_forever, name="webhook", daemon=True).start()
+    scenario.stream_catalog(db)
+    hook = Recording().serve()
     port = free_port()
     config = tmp_path / "config.yml"
     config.write_text(json.dumps({
@@ -393,15 +388,7 @@ def test_sigkilled_exporter_in_a_stream_of_job_results(tmp_path: Path) -> None:
             # ~10 s of writing; the kills fall at random moments inside it.
             kill_at = sorted(rng.sample(range(20, STREAM - 20), KILLS))
             for job_id in range(100, 100 + STREAM):
-                batch = scenario.build()
-                batch.client("stream-fd")
-                batch.rows = {t: [] for t in batch.rows}
-                start = scenario.T0 + 30 * scenario.D + job_id * 60
-                status = "f" if job_id % 7 == 0 else "T"
-                batch.job("BackupStream", "stream-fd", start, start + 30, status=status,
-                          job_id=job_id)
-                batch.write(writer.cursor(), "sqlite")
-                writer.commit()
+                scenario.write_stream_job(writer, job_id)
                 written += 1
                 if kill_at and job_id - 100 == kill_at[0]:
                     kill_at.pop(0)

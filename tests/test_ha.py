@@ -14,8 +14,8 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
-from contextlib import closing
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -134,16 +134,43 @@ def test_unreachable_state_database(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "hunter7" not in str(caught.value)
 
 
-def write_job(conn: sqlite3.Connection, job_id: int) -> None:
-    """Add one finished backup of stream-fd to the catalog."""
-    batch = scenario.build()
-    batch.client("stream-fd")
-    batch.rows = {t: [] for t in batch.rows}
-    start = scenario.T0 + 30 * scenario.D + job_id * 60
-    batch.job("BackupStream", "stream-fd", start, start + 30,
-              status="f" if job_id % 7 == 0 else "T", job_id=job_id)
-    batch.write(conn.cursor(), "sqlite")
-    conn.commit()
+def replicas(tmp_path: Path, hook: Recording, state_url: str) -> dict[str, tuple[int, Path]]:
+    """Write the config of replicas a and b (one stream catalog, one webhook, one state db)."""
+    found = {}
+    for name in ("a", "b"):
+        port, config = free_port(), tmp_path / f"{name}.yml"
+        config.write_text(json.dumps({
+            "listen": f"127.0.0.1:{port}", "poll_interval": "0.2s", "scrape_min_interval": "0s",
+            "state_database": {"url": state_url, "connect_timeout": "1s"},
+            "catalogs": [{"name": "stream", "url": f"sqlite:///{tmp_path / 'bacula.db'}",
+                          "timezone": scenario.ZONE}],
+            "sinks": [{"name": "hook", "type": "webhook", "url": hook.url,
+                       "events": ["job_result", "alert"],
+                       "retry": {"initial": "0.1s", "max": "0.5s"}}],
+            "alertmanager": {"auth": "none"},
+        }))
+        found[name] = (port, config)
+    return found
+
+
+@contextmanager
+def two_replicas(tmp_path: Path, setup: dict[str, tuple[int, Path]]
+                 ) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
+    """Start replica a, let it lead, then b; stop whichever still runs at the end."""
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    with ExitStack() as logs:
+        try:
+            for name, (port, config) in setup.items():
+                log = logs.enter_context((tmp_path / f"{name}.log").open("ab"))
+                procs[name] = start_logged(config, port, log)
+                if name == "a":
+                    wait_until(lambda p=port: role(p) == "leader", 10, "a to lead")
+            yield procs
+        finally:
+            for proc in procs.values():
+                if proc.poll() is None:
+                    proc.terminate()
+                    proc.wait(timeout=20)
 
 
 def role(port: int) -> str:
@@ -186,69 +213,41 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> floa
 
 def test_two_exporters_kill_the_leader(tmp_path: Path, state_database: str) -> None:
     db = tmp_path / "bacula.db"
-    builder = scenario.build()
-    builder.client("stream-fd")
-    with closing(sqlite3.connect(db)) as conn:
-        builder.write(conn.cursor(), "sqlite", 16)
-        conn.commit()
-    hook = Recording()
-    threading.Thread(target=hook.serve_forever, name="webhook", daemon=True).start()
-    ports = {"a": free_port(), "b": free_port()}
-    configs = {}
-    for name, port in ports.items():
-        configs[name] = tmp_path / f"{name}.yml"
-        configs[name].write_text(json.dumps({
-            "listen": f"127.0.0.1:{port}", "poll_interval": "0.2s", "scrape_min_interval": "0s",
-            "state_database": {"url": state_database},
-            "catalogs": [{"name": "stream", "url": f"sqlite:///{db}",
-                          "timezone": scenario.ZONE}],
-            "sinks": [{"name": "hook", "type": "webhook", "url": hook.url,
-                       "events": ["job_result", "alert"],
-                       "retry": {"initial": "0.1s", "max": "0.5s"}}],
-            "alertmanager": {"auth": "none"},
-        }))
+    scenario.stream_catalog(db)
+    hook = Recording().serve()
+    setup = replicas(tmp_path, hook, state_database)
+    ports = {name: port for name, (port, _) in setup.items()}
     expected = {f"stream:{job_id}" for job_id in range(100, 100 + STREAM)}
     alert_ids: set[str] = set()
     duplicates_refused = 0
-    procs: dict[str, subprocess.Popen[bytes]] = {}
-    with (tmp_path / "a.log").open("ab") as log_a, (tmp_path / "b.log").open("ab") as log_b, \
-            closing(sqlite3.connect(db)) as writer:
-        try:
-            procs["a"] = start_logged(configs["a"], ports["a"], log_a)
-            wait_until(lambda: role(ports["a"]) == "leader", 10, "a to lead")
-            procs["b"] = start_logged(configs["b"], ports["b"], log_b)
-            assert role(ports["b"]) == "standby"
-            standby = scrape(ports["b"])
-            assert value(standby, "bacula_exporter_leader") == 0
-            assert value(standby, "bacula_exporter_state_database_up") == 1
-            assert value(standby, "bacula_catalog_up", catalog="stream") is None
-            assert runs(standby) == 0  # the standby serves no catalog series
-            leader_runs = 0.0
-            for n, job_id in enumerate(range(100, 100 + STREAM)):
-                write_job(writer, job_id)
-                if n % (STREAM // ALERTS) == 0:
-                    i = n // (STREAM // ALERTS)
-                    alive = [r for r in ("a", "b") if procs[r].poll() is None]
-                    alert_ids.add(post_alert(ports[alive[i % len(alive)]], i)["id"])
-                    if i % 10 == 0:  # the same notification at the other replica: stored once
-                        again = post_alert(ports[alive[(i + 1) % len(alive)]], i)
-                        duplicates_refused += again["status"] == "duplicate"
-                if n == STREAM // 2:
-                    delivered_before_kill = len(hook.keys())
-                    leader_runs = runs(scrape(ports["a"]))
-                    procs["a"].send_signal(signal.SIGKILL)
-                    procs["a"].wait(timeout=10)
-                    failover = wait_until(lambda: role(ports["b"]) == "leader", 30,
-                                          "b to take over")
-                time.sleep(0.01)
-            wait_until(lambda: expected | alert_ids <= hook.keys(), 60, "every delivery")
-            time.sleep(1)  # a duplicate, if any, would arrive now
-            survivor = scrape(ports["b"])
-        finally:
-            for proc in procs.values():
-                if proc.poll() is None:
-                    proc.terminate()
-                    proc.wait(timeout=20)
+    with two_replicas(tmp_path, setup) as procs, closing(sqlite3.connect(db)) as writer:
+        assert role(ports["b"]) == "standby"
+        standby = scrape(ports["b"])
+        assert value(standby, "bacula_exporter_leader") == 0
+        assert value(standby, "bacula_exporter_state_database_up") == 1
+        assert value(standby, "bacula_catalog_up", catalog="stream") is None
+        assert runs(standby) == 0  # the standby serves no catalog series
+        leader_runs = 0.0
+        for n, job_id in enumerate(range(100, 100 + STREAM)):
+            scenario.write_stream_job(writer, job_id)
+            if n % (STREAM // ALERTS) == 0:
+                i = n // (STREAM // ALERTS)
+                alive = [r for r in ("a", "b") if procs[r].poll() is None]
+                alert_ids.add(post_alert(ports[alive[i % len(alive)]], i)["id"])
+                if i % 10 == 0:  # the same notification at the other replica: stored once
+                    again = post_alert(ports[alive[(i + 1) % len(alive)]], i)
+                    duplicates_refused += again["status"] == "duplicate"
+            if n == STREAM // 2:
+                delivered_before_kill = len(hook.keys())
+                leader_runs = runs(scrape(ports["a"]))
+                procs["a"].send_signal(signal.SIGKILL)
+                procs["a"].wait(timeout=10)
+                failover = wait_until(lambda: role(ports["b"]) == "leader", 30,
+                                      "b to take over")
+            time.sleep(0.01)
+        wait_until(lambda: expected | alert_ids <= hook.keys(), 60, "every delivery")
+        time.sleep(1)  # a duplicate, if any, would arrive now
+        survivor = scrape(ports["b"])
     hook.shutdown()
     with hook.lock:
         posts = list(hook.posts)
@@ -285,37 +284,14 @@ def test_two_exporters_kill_the_leader(tmp_path: Path, state_database: str) -> N
 def test_state_database_outage(tmp_path: Path, state_database: str) -> None:
     """The state database goes away: both replicas poll, tickets wait, nothing is lost."""
     db = tmp_path / "bacula.db"
-    builder = scenario.build()
-    builder.client("stream-fd")
-    with closing(sqlite3.connect(db)) as conn:
-        builder.write(conn.cursor(), "sqlite", 16)
-        conn.commit()
-    hook = Recording()
-    threading.Thread(target=hook.serve_forever, name="webhook", daemon=True).start()
+    scenario.stream_catalog(db)
+    hook = Recording().serve()
     proxy = Proxy(5432)
-    via_proxy = state_database.replace(":5432/", f":{proxy.port}/")
-    ports = {"a": free_port(), "b": free_port()}
-    configs = {}
-    for name, port in ports.items():
-        configs[name] = tmp_path / f"{name}.yml"
-        configs[name].write_text(json.dumps({
-            "listen": f"127.0.0.1:{port}", "poll_interval": "0.2s", "scrape_min_interval": "0s",
-            "state_database": {"url": via_proxy, "connect_timeout": "1s"},
-            "catalogs": [{"name": "stream", "url": f"sqlite:///{db}",
-                          "timezone": scenario.ZONE}],
-            "sinks": [{"name": "hook", "type": "webhook", "url": hook.url,
-                       "events": ["job_result", "alert"],
-                       "retry": {"initial": "0.1s", "max": "0.5s"}}],
-            "alertmanager": {"auth": "none"},
-        }))
+    setup = replicas(tmp_path, hook, state_database.replace(":5432/", f":{proxy.port}/"))
+    ports = {name: port for name, (port, _) in setup.items()}
     expected = {f"stream:{job_id}" for job_id in range(100, 120)}
-    procs: dict[str, subprocess.Popen[bytes]] = {}
-    with (tmp_path / "a.log").open("ab") as log_a, (tmp_path / "b.log").open("ab") as log_b, \
-            closing(sqlite3.connect(db)) as writer:
-        try:
-            procs["a"] = start_logged(configs["a"], ports["a"], log_a)
-            wait_until(lambda: role(ports["a"]) == "leader", 10, "a to lead")
-            procs["b"] = start_logged(configs["b"], ports["b"], log_b)
+    try:
+        with two_replicas(tmp_path, setup), closing(sqlite3.connect(db)) as writer:
             before = runs(scrape(ports["a"]))
 
             proxy.cut()
@@ -333,7 +309,7 @@ def test_state_database_outage(tmp_path: Path, state_database: str) -> None:
                        for i, port in enumerate(ports.values())]
             assert refused == [503, 503]  # not stored, so not acknowledged: Alertmanager retries
             for job_id in range(100, 120):
-                write_job(writer, job_id)
+                scenario.write_stream_job(writer, job_id)
             wait_until(lambda: runs(scrape(ports["b"])) == before + 20, 20,
                        "the metrics to follow the catalog during the outage")
             assert hook.keys() == set()  # nothing could be stored, so nothing was sent
@@ -344,11 +320,8 @@ def test_state_database_outage(tmp_path: Path, state_database: str) -> None:
             alert_ids = {post_alert(port, i)["id"] for i, port in enumerate(ports.values())}
             wait_until(lambda: expected | alert_ids <= hook.keys(), 60, "every delivery")
             time.sleep(1)  # a duplicate, if any, would arrive now
-        finally:
-            for proc in procs.values():
-                proc.terminate()
-                proc.wait(timeout=20)
-            proxy.close()
+    finally:
+        proxy.close()
     hook.shutdown()
     delivered = Counter(key for key, _ in hook.posts)
     print(f"\nstate database outage: {len(hook.posts)} posts, "

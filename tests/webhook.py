@@ -16,6 +16,11 @@ class Recording(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.posts: list[tuple[str, str]] = []  # (Idempotency-Key, event id of the body)
 
+    def serve(self) -> "Recording":
+        """Serve in a background thread (stop with shutdown()); return self."""
+        threading.Thread(target=self.serve_forever, name="webhook", daemon=True).start()
+        return self
+
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}/hook"
