@@ -2,13 +2,13 @@
 
 import secrets
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 
 from exporter import __version__
-from exporter.bridge import Bridge
+from exporter.bridge import Bridge, document_body
 from exporter.bridge import router as bridge_router
 from exporter.metrics import CONTENT_TYPE
 from exporter.page import render_page
@@ -47,6 +47,13 @@ def create_app(exporter: Exporter, bridge: Bridge | None = None) -> FastAPI:
     if bridge is not None:
         app.state.bridge = bridge
         app.include_router(bridge_router)
+        plain = app.openapi
+
+        def openapi() -> dict[str, Any]:
+            """The generated schema, with the receiver's body described (built once)."""
+            return app.openapi_schema or document_body(plain())
+
+        app.openapi = openapi  # type: ignore[method-assign]
 
     @app.get("/metrics")
     def metrics(exp: ExporterDep, request: Request) -> StreamingResponse:

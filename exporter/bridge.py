@@ -90,6 +90,20 @@ def build_bridge(config: BridgeSource) -> Bridge | None:
     return Bridge(outbox, config.alertmanager, config.backfill)
 
 
+def document_body(schema: dict[str, Any]) -> dict[str, Any]:
+    """Describe the receiver's JSON body in the app's OpenAPI schema (in place; returned)."""
+    # The route reads the raw request (to bound its size and word its errors), so FastAPI
+    # cannot see the body; clients and fuzzers should.
+    body = AlertmanagerPayload.model_json_schema(ref_template="#/components/schemas/{model}")
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.update(body.pop("$defs", {}))
+    components["AlertmanagerPayload"] = body
+    schema["paths"]["/alertmanager"]["post"]["requestBody"] = {
+        "required": True, "content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/AlertmanagerPayload"}}}}
+    return schema
+
+
 def get_bridge(request: Request) -> Bridge:
     """Return the Bridge the app was built with."""
     bridge: Bridge = request.app.state.bridge

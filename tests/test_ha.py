@@ -227,6 +227,7 @@ def test_two_exporters_kill_the_leader(tmp_path: Path, state_database: str) -> N
         assert value(standby, "bacula_exporter_state_database_up") == 1
         assert value(standby, "bacula_catalog_up", catalog="stream") is None
         assert runs(standby) == 0  # the standby serves no catalog series
+        assert "This replica stands by" in httpx.get(f"http://127.0.0.1:{ports['b']}/").text
         leader_runs = 0.0
         for n, job_id in enumerate(range(100, 100 + STREAM)):
             scenario.write_stream_job(writer, job_id)
