@@ -262,31 +262,46 @@ class PostgresStore:
     CREATE TABLE IF NOT EXISTS checkpoint (catalog text PRIMARY KEY, job_id bigint NOT NULL);
     """
     SCHEMA_LOCK = 0x62786F75  # serialises CREATE TABLE IF NOT EXISTS of replicas starting at once
+    POOL = 4  # connections for storing and reading, shared by all threads (webhooks, poller)
 
     def __init__(self, cfg: StateDatabaseConfig) -> None:
         self.cfg = cfg
-        self._local = threading.local()
+        self._local = threading.local()  # each delivery worker's own connection, for its claims
+        self._idle: list[psycopg.Connection[Any]] = []
+        self._slots = threading.BoundedSemaphore(self.POOL)
+        self._lock = threading.Lock()
         self._schema = False  # created lazily: the database may be down when we start
 
-    def _db(self) -> psycopg.Connection[Any]:
-        """Return this thread's connection, connecting again after it broke."""
-        db: psycopg.Connection[Any] | None = getattr(self._local, "db", None)
-        if db is None or db.closed or db.broken:
-            db = connect_state(self.cfg, "outbox")
-            self._local.db = db
-            if not self._schema:
-                with db.transaction():
-                    db.execute("SELECT pg_advisory_xact_lock(%s)", (self.SCHEMA_LOCK,))
-                    db.execute(self.SCHEMA.encode())
-                self._schema = True
+    def _connect(self) -> psycopg.Connection[Any]:
+        """Open a connection; the first one of the process creates the tables if needed."""
+        db = connect_state(self.cfg, "outbox")
+        if not self._schema:
+            with db.transaction():
+                db.execute("SELECT pg_advisory_xact_lock(%s)", (self.SCHEMA_LOCK,))
+                db.execute(self.SCHEMA.encode())
+            self._schema = True
         return db
 
     @contextmanager
     def _write(self) -> Iterator[psycopg.Connection[Any]]:
-        """Run a transaction; it is committed when the block exits without an exception."""
-        db = self._db()
-        with db.transaction():
-            yield db
+        """Run a transaction on a pooled connection; committed when the block exits cleanly."""
+        # Bounded, so a burst of webhooks cannot take every connection the server allows.
+        if not self._slots.acquire(timeout=self.cfg.connect_timeout + self.cfg.statement_timeout):
+            raise StoreError("every state database connection stayed busy")
+        try:
+            with self._lock:
+                db = self._idle.pop() if self._idle else None
+            if db is None or db.closed or db.broken:
+                db = self._connect()
+            try:
+                with db.transaction():
+                    yield db
+            finally:
+                if not (db.closed or db.broken):
+                    with self._lock:
+                        self._idle.append(db)
+        finally:
+            self._slots.release()
 
     def add(self, events: Sequence[tuple[Event, Sequence[str]]],
             checkpoint: tuple[str, int] | None, seen: Sequence[str] = ()) -> tuple[int, set[str]]:
@@ -305,7 +320,10 @@ class PostgresStore:
     @contextmanager
     def claim(self, sink: str, now: float) -> Iterator[Due | None]:
         """Lock the first due row no other replica holds; the lock ends with the block."""
-        with self._write() as db:
+        db: psycopg.Connection[Any] | None = getattr(self._local, "db", None)
+        if db is None or db.closed or db.broken:
+            db = self._local.db = self._connect()
+        with db.transaction():
             row = db.execute(f"{CLAIM} FOR UPDATE OF d SKIP LOCKED", (sink, now)).fetchone()
             yield None if row is None else Due(*row)
 

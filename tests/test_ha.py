@@ -107,6 +107,34 @@ def test_the_checkpoint_never_goes_back(state_database: str) -> None:
     assert store.resume("main") == 50
 
 
+def test_connections_are_bounded(state_database: str) -> None:
+    store = PostgresStore(StateDatabaseConfig(url=state_database))
+    done = threading.Barrier(41)
+
+    def add(job: int) -> None:
+        store.add([(job_result_event(finished(job)), ["t"])], None)
+        done.wait(timeout=30)  # the thread lives on, as a server's worker threads do
+
+    threads = [threading.Thread(target=add, args=(job,)) for job in range(40)]
+    for thread in threads:
+        thread.start()
+    try:
+        with psycopg.connect(state_database) as admin:
+            deadline = time.monotonic() + 30
+            while done.n_waiting < 40:
+                assert time.monotonic() < deadline, "the adds did not finish"
+                time.sleep(0.05)
+            (opened,) = admin.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND application_name = 'bacula-exporter outbox'").fetchone() or (0,)
+    finally:
+        done.wait(timeout=30)
+        for thread in threads:
+            thread.join()
+    assert 1 <= opened <= PostgresStore.POOL  # 40 threads, a handful of connections
+    assert len(store.states()) == 40
+
+
 def test_one_leader_at_a_time(state_database: str) -> None:
     cfg = StateDatabaseConfig(url=state_database)
     first, second = Leadership(cfg), Leadership(cfg)
