@@ -1,0 +1,66 @@
+"""The benchmarks still run: each in its smallest form, checked for what it reports, not for speed.
+
+Speed is read from their figures by people (bench/README.md); a benchmark that rots unnoticed
+would leave the next measurement to fix it first.
+"""
+
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from tests.conftest import PG, ROOT, _require
+
+pytestmark = pytest.mark.integration
+
+
+def bench(*args: str) -> list[dict[str, object]]:
+    """Run a bench module; return the JSON objects it printed (one per line or one in all)."""
+    done = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    text = done.stdout.strip()
+    try:
+        return [json.loads(text)]
+    except ValueError:
+        return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+@pytest.fixture
+def scratch_database() -> Iterator[str]:
+    """An empty PostgreSQL database for a bench's state store; its url."""
+    name = f"bx_bench_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(**PG, autocommit=True)
+    except psycopg.OperationalError as exc:
+        _require("PostgreSQL", exc)
+    admin.execute(f"CREATE DATABASE {name}".encode())
+    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)".encode())
+    admin.close()
+
+
+def test_catalog_bench_smoke() -> None:
+    (result,) = bench("bench.run", "--smoke")
+    assert result["jobs"] >= 100_000 and result["tracked_series"] > 0
+    for server in ("server_cached", "server_polling"):
+        figures = result[server]
+        assert isinstance(figures, dict) and figures["series"] > 0 and figures["scrapes"] > 0
+
+
+def test_alertmanager_load_smoke(scratch_database: str) -> None:
+    (result,) = bench("bench.load_alertmanager", "--rate", "40", "--duration", "2",
+                      "--scrapers", "1", "--state-database", scratch_database,
+                      "--replicas", "2")
+    assert result["accepted"] == result["sent"] == 80
+    assert result["lost"] == 0 and result["failed"] == 0 and result["webhook_redeliveries"] == 0
+
+
+def test_outbox_backlog_smoke(scratch_database: str) -> None:
+    results = bench("bench.outbox_backlog", "--backlog", "300", "--claims", "50",
+                    "--state-database", scratch_database)
+    assert [r["store"] for r in results] == ["sqlite", "postgresql"]
