@@ -7,13 +7,10 @@ would leave the next measurement to fix it first.
 import json
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 
-import psycopg
 import pytest
 
-from tests.conftest import PG, ROOT, _require
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -30,20 +27,6 @@ def bench(*args: str) -> list[dict[str, object]]:
         return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
 
-@pytest.fixture
-def scratch_database() -> Iterator[str]:
-    """An empty PostgreSQL database for a bench's state store; its url."""
-    name = f"bx_bench_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = psycopg.connect(**PG, autocommit=True)
-    except psycopg.OperationalError as exc:
-        _require("PostgreSQL", exc)
-    admin.execute(f"CREATE DATABASE {name}".encode())
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)".encode())
-    admin.close()
-
-
 def test_catalog_bench_smoke() -> None:
     (result,) = bench("bench.run", "--smoke")
     assert result["jobs"] >= 100_000 and result["tracked_series"] > 0
@@ -52,15 +35,15 @@ def test_catalog_bench_smoke() -> None:
         assert isinstance(figures, dict) and figures["series"] > 0 and figures["scrapes"] > 0
 
 
-def test_alertmanager_load_smoke(scratch_database: str) -> None:
+def test_alertmanager_load_smoke(state_database: str) -> None:
     (result,) = bench("bench.load_alertmanager", "--rate", "40", "--duration", "2",
-                      "--scrapers", "1", "--state-database", scratch_database,
+                      "--scrapers", "1", "--state-database", state_database,
                       "--replicas", "2")
     assert result["accepted"] == result["sent"] == 80
     assert result["lost"] == 0 and result["failed"] == 0 and result["webhook_redeliveries"] == 0
 
 
-def test_outbox_backlog_smoke(scratch_database: str) -> None:
+def test_outbox_backlog_smoke(state_database: str) -> None:
     results = bench("bench.outbox_backlog", "--backlog", "300", "--claims", "50",
-                    "--state-database", scratch_database)
+                    "--state-database", state_database)
     assert [r["store"] for r in results] == ["sqlite", "postgresql"]
