@@ -80,10 +80,7 @@ def create_app(exporter: Exporter, bridge: Bridge | None = None) -> FastAPI:
 
     @app.get("/readyz")
     def readyz(exp: ExporterDep) -> JSONResponse:
-        """Readiness: every catalog was polled once (a catalog that is down is still reported).
-
-        A standby replica is ready with no catalogs: it takes Alertmanager notifications.
-        """
+        """Readiness: the catalogs it serves were polled once (a standby serves none)."""
         catalogs = {
             p.cfg.name: {"up": p.up, "error": p.error or None} for p in exp.active()
         }

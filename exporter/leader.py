@@ -7,8 +7,8 @@ events are stored once by id and deliveries are claimed row by row, so two repli
 for a moment cost catalog load, never a duplicate ticket.
 """
 
+import functools
 import logging
-import threading
 from typing import Any
 
 import psycopg
@@ -28,7 +28,12 @@ LEADER = Gauge("bacula_exporter_leader",
 STATE_DB_UP = Gauge("bacula_exporter_state_database_up",
                     "1 when the state database answered the last leadership check.",
                     registry=None)
-_registered = threading.Lock()
+
+
+@functools.cache
+def _register_state_db_up() -> None:
+    """Put the state database gauge on /metrics, once per process."""
+    REGISTRY.register(STATE_DB_UP)
 
 
 class Leadership:
@@ -36,9 +41,7 @@ class Leadership:
 
     def __init__(self, cfg: StateDatabaseConfig) -> None:
         self.cfg = cfg
-        with _registered:
-            if REGISTRY.get_sample_value("bacula_exporter_state_database_up") is None:
-                REGISTRY.register(STATE_DB_UP)
+        _register_state_db_up()
         self.holds = False
         self.reachable: bool | None = None  # None before the first check
         self._conn: psycopg.Connection[Any] | None = None
