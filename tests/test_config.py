@@ -68,6 +68,22 @@ def test_duplicate_names_and_missing_secrets() -> None:
     assert problems({"catalogs": []})[0].startswith("catalogs:")
 
 
+def test_state_database(tmp_path: Path) -> None:
+    """PostgreSQL only, no password in the url, and not beside a state_dir."""
+    cat = GOOD["catalogs"][0]  # type: ignore[index]
+    url = "postgresql://exporter@statedb/state"
+    config = parse_config({"catalogs": [cat], "state_database": {"url": url}})
+    assert config.state_database is not None and config.state_database.url == url
+    assert problems({"catalogs": [cat], "state_database": {"url": "mysql://u@h/state"}}) == [
+        "state_database.url: the state database must be PostgreSQL (postgresql://...)"]
+    found = problems({"catalogs": [cat], "state_database": {"url": "postgresql://u:pw9@h/s"}})
+    assert found == ["state_database.url: put the password in password_file or password_env, "
+                     "not in the url"]
+    assert problems({"catalogs": [cat], "state_dir": str(tmp_path),
+                     "state_database": {"url": url}}) == [
+        "state_database: give state_dir or state_database, not both"]
+
+
 def test_secret_is_read_but_never_shown(tmp_path: Path) -> None:
     """The password comes from its file and renders as <secret>."""
     secret = tmp_path / "pw"
