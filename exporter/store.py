@@ -283,7 +283,7 @@ class PostgresStore:
         return db
 
     @contextmanager
-    def _write(self) -> Iterator[psycopg.Connection[Any]]:
+    def _pooled(self) -> Iterator[psycopg.Connection[Any]]:
         """Run a transaction on a pooled connection; committed when the block exits cleanly."""
         # Bounded, so a burst of webhooks cannot take every connection the server allows.
         if not self._slots.acquire(timeout=self.cfg.connect_timeout + self.cfg.statement_timeout):
@@ -306,13 +306,13 @@ class PostgresStore:
     def add(self, events: Sequence[tuple[Event, Sequence[str]]],
             checkpoint: tuple[str, int] | None, seen: Sequence[str] = ()) -> tuple[int, set[str]]:
         """Store events with their sinks (and a checkpoint); return the new count, sinks touched."""
-        with self._write() as db:
+        with self._pooled() as db:
             return _add(db, str, events, checkpoint, seen,
                         "GREATEST(checkpoint.job_id, excluded.job_id)")
 
     def resume(self, catalog: str) -> int | None:
         """Return the checkpoint stored for a catalog, None before its first one."""
-        with self._write() as db:
+        with self._pooled() as db:
             row = db.execute("SELECT job_id FROM checkpoint WHERE catalog = %s",
                              (catalog,)).fetchone()
         return None if row is None else int(row[0])
@@ -335,24 +335,24 @@ class PostgresStore:
 
     def next_due(self, sink: str) -> float | None:
         """Return when the next deliverable row of a sink is due."""
-        with self._write() as db:
+        with self._pooled() as db:
             row = db.execute(NEXT_DUE, (sink,)).fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
     def pending(self) -> dict[str, tuple[int, float]]:
         """Return, per sink, the number of pending rows and when the oldest was stored."""
-        with self._write() as db:
+        with self._pooled() as db:
             rows = db.execute(PENDING).fetchall()
         return {s: (int(n), float(t)) for s, n, t in rows}
 
     def prune(self, cutoff: float) -> None:
         """Forget delivered events stored before the cutoff (dead letters stay for people)."""
-        with self._write() as db:
+        with self._pooled() as db:
             for sql in PRUNE:
                 db.execute(sql, (cutoff,))
 
     def states(self) -> dict[tuple[str, str], str]:
         """Return (event id, sink) -> state of every delivery row (for tests and support)."""
-        with self._write() as db:
+        with self._pooled() as db:
             rows = db.execute("SELECT event_id, sink, state FROM delivery").fetchall()
         return {(event_id, sink): state for event_id, sink, state in rows}

@@ -61,13 +61,14 @@ def write_config(
     return path, port
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """Stop the exporter."""
-    proc.terminate()
+def stop(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    """Stop a process (this PID only): TERM, then KILL if it has not exited in time."""
+    proc.terminate()  # a no-op when it has exited already
     try:
-        proc.wait(timeout=10)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
+        proc.wait(timeout=10)
 
 
 def start_logged(config: Path, port: int, log: Any) -> subprocess.Popen[bytes]:

@@ -28,7 +28,7 @@ from exporter.state import FinishedJob
 from tests import scenario
 from tests.conftest import MY, PG, Catalog
 from tests.promtext import Sample, samples, value
-from tests.server import free_port, start_logged
+from tests.server import free_port, start_logged, stop
 from tests.webhook import Recording
 
 pytestmark = pytest.mark.integration
@@ -306,6 +306,15 @@ def test_absurd_rows(make_catalog: Callable[..., Catalog], engine: str) -> None:
     poller.close()
 
 
+def poll_until_up(poller: CatalogPoller) -> None:
+    """Poll again (past the failure backoff) until a poll succeeds; fail after 10 s."""
+    deadline = time.monotonic() + 10
+    while not poller.up and time.monotonic() < deadline:
+        poller.maybe_poll(0, wait=10)
+        time.sleep(0.1)
+    assert poller.up, poller.error
+
+
 def test_poll_failing_at_its_end_keeps_the_finished_jobs(
     make_catalog: Callable[..., Catalog], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -346,11 +355,7 @@ def test_poll_failing_at_its_end_keeps_the_finished_jobs(
         patch.setattr(engines.SQLiteSession, "end", killed)
         poller.maybe_poll(0, wait=10)
     assert not poller.up
-    deadline = time.monotonic() + 10
-    while not poller.up and time.monotonic() < deadline:
-        poller.maybe_poll(0, wait=10)
-        time.sleep(0.1)
-    assert poller.up
+    poll_until_up(poller)
     assert poller.state.series[("fault-fd", "BackupFault", "full")].runs == 1
     assert handed == [100]
     poller.close()
@@ -403,8 +408,7 @@ def test_sigkilled_exporter_in_a_stream_of_job_results(tmp_path: Path) -> None:
             while not expected <= hook.keys() and time.monotonic() < deadline:
                 time.sleep(0.2)
         finally:
-            proc.terminate()
-            proc.wait(timeout=20)
+            stop(proc, timeout=20)
     hook.shutdown()
     with hook.lock:
         posts = list(hook.posts)
@@ -459,11 +463,7 @@ def test_cold_start_failing_half_way_is_redone(
         patch.setattr(engines.SQLiteSession, "query", killed_at_the_aggregates)
         poller.maybe_poll(0, wait=10)
     assert not poller.up
-    deadline = time.monotonic() + 10
-    while not poller.up and time.monotonic() < deadline:
-        poller.maybe_poll(0, wait=10)
-        time.sleep(0.1)
-    assert poller.up
+    poll_until_up(poller)
     assert series_of(scrape(poller)[1]) == series_of(scrape(reference)[1])
     poller.close()
     reference.close()

@@ -35,7 +35,7 @@ from tests import scenario
 from tests.promtext import samples, value
 from tests.proxy import Proxy
 from tests.redmine.samples import alert, finished
-from tests.server import free_port, start_logged
+from tests.server import free_port, start_logged, stop
 from tests.webhook import Recording
 
 pytestmark = pytest.mark.integration
@@ -196,9 +196,7 @@ def two_replicas(tmp_path: Path, setup: dict[str, tuple[int, Path]]
             yield procs
         finally:
             for proc in procs.values():
-                if proc.poll() is None:
-                    proc.terminate()
-                    proc.wait(timeout=20)
+                stop(proc, timeout=20)
 
 
 def role(port: int) -> str:

@@ -20,6 +20,8 @@ import httpx
 import pytest
 import yaml
 
+from tests.server import stop as stop_process
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 PROMETHEUS = "/usr/bin/prometheus"
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
@@ -109,14 +111,7 @@ class Daemon:
 
     def stop(self) -> None:
         """Terminate this process (only this PID), then kill it if it does not exit."""
-        if self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        stop_process(self.proc)
 
 
 class Alertmanager(Daemon):

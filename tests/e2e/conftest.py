@@ -31,6 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.bacula import ENGINES, BaculaError, BaculaLab, JobRow, MediaRow, missing
 from tests.e2e.receiver import Post, Receiver
+from tests.server import stop as stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 IN_CI = bool(os.environ.get("CI"))
@@ -177,14 +178,8 @@ class ExporterProcess:
 
     def stop(self) -> None:
         """Stop the exporter by PID: TERM, then KILL."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
+        if self.proc is not None:
+            stop_process(self.proc)
 
 
 @dataclass
