@@ -99,7 +99,8 @@ def _status(path: str, check: bool) -> int:
               "LAST RUN", "RUNNING", "REASON")]
     for r in rows:
         table.append((
-            r.state.label, r.catalog, r.client, r.job or "-", r.level or "-",
+            r.state.label, r.catalog, r.client, r.job or "-",
+            f"{r.level} (virtual)" if r.virtual_full else r.level or "-",
             human_age(r.age(now)), human_age(r.max_age) if r.max_age else "-",
             r.last_status or "-", human_age(now - r.running_since) if r.running_since else "-",
             r.reason[:60],

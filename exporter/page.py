@@ -113,8 +113,8 @@ def render_page(
                     int(r.state))
             + _cell("Catalog", e(r.catalog)) + _cell("Client", e(r.client))
             + _cell("Job", e(r.job) or "–") + _cell("Level", e(r.level) or "–")
-            + _cell("Last success", f"{_when(r.last_success)}<br>{human_age(age)}{limit}",
-                    -1 if age is None else age)
+            + _cell("Last success", f"{_when(r.last_success)}<br>{human_age(age)}{limit}"
+                    + (" · Virtual Full" if r.virtual_full else ""), -1 if age is None else age)
             + _cell("Last run", e(r.last_status) or "–")
             + _cell("Last failure", _when(r.last_failure), r.last_failure or 0)
             + _cell("Reason", e(r.reason), cls="reason")

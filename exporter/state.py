@@ -40,6 +40,8 @@ class JobRecord:
     prior_job_id: int = 0
     pool_id: int = 0
     encrypted: bool | None = None  # None where the catalog does not record it (before Bacula 15)
+    status_info: str = ""  # Bacula 15's error code of a failed job, e.g. "[DE0029]"
+    virtual_full: bool = False  # Bacula 15's isVirtualFull (still level F: it counts as a full)
 
     @property
     def finished_at(self) -> float | None:
@@ -102,6 +104,8 @@ class Run:
     files: int
     duration: float
     encrypted: bool | None = None
+    virtual_full: bool = False
+    status_info: str = ""
 
 
 @dataclass(slots=True)
@@ -116,6 +120,14 @@ class Series:
     failures: int = 0
     bytes: int = 0  # written by all finished runs, for "bytes per day"
     last_copy: float | None = None
+
+    @property
+    def reason(self) -> str:
+        """Return why the last failure failed: Bacula 15's error code and the telling Log line."""
+        code = self.last_failure.status_info if self.last_failure else ""
+        if not code or code in self.failure_reason:
+            return self.failure_reason
+        return f"{code} {self.failure_reason}".rstrip()
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,7 +252,7 @@ class CatalogState:
         if rec.type == BACKUP:
             series = self.series.setdefault(key, Series())
             run = Run(rec.job_id, rec.finished_at or 0.0, cls, rec.bytes, rec.files, rec.duration,
-                      rec.encrypted)
+                      rec.encrypted, rec.virtual_full, rec.status_info)
             if count:
                 series.runs += 1
                 series.bytes += rec.bytes

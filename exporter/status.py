@@ -43,6 +43,7 @@ class Row:
     reason: str
     running_since: float | None
     bytes: int
+    virtual_full: bool = False  # the last success was a Virtual Full (Bacula 15 says so)
 
     def age(self, now: float) -> float | None:
         """Return the age of the last success."""
@@ -100,8 +101,8 @@ def overview(
                 last_success=ok.time if ok else None, max_age=limit,
                 last_status=last.status.value if last else "",
                 last_failure=s.last_failure.time if s.last_failure else None,
-                reason=s.failure_reason, running_since=running.get((client, job, level)),
-                bytes=ok.bytes if ok else 0,
+                reason=s.reason, running_since=running.get((client, job, level)),
+                bytes=ok.bytes if ok else 0, virtual_full=bool(ok and ok.virtual_full),
             ))
         for (client, job, level), since in running.items():
             if (client, job, level) not in state.series:

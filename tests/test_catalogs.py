@@ -12,6 +12,7 @@ from pymysql.constants import CLIENT
 
 from exporter.catalog.ddl import column_names
 from exporter.catalog.engines import connect
+from exporter.events.jobs import job_result_event
 from exporter.metrics import Exposition
 from exporter.poller import CatalogPoller
 from exporter.state import FinishedJob
@@ -382,24 +383,60 @@ def test_statement_timeout_fails_the_poll_and_the_next_succeeds(
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_encryption_where_the_catalog_records_it(make_catalog: Any, engine: str) -> None:
-    """Bacula 15 records Job.Encrypted; older catalogs say they cannot tell."""
+    """Bacula 15 records encryption (FD: Job.Encrypted; SD: every volume); older can't tell."""
     new, old = make_catalog(engine, scenario.ZONE), make_catalog(engine, scenario.ZONE)
     write_scenario(new, 1026)
     write_scenario(old, 16)
-    fd_code = 2 if engine == "mysql" else 1  # "encrypted by the FD" in each engine's script
-    new.execute("UPDATE Job SET Encrypted = %s WHERE JobId = 1", (fd_code,))
+    # A real 15.0.3 Director writes 1 for an FD-encrypted job on every engine (the MySQL
+    # script's comment says 2); any non-zero value means encrypted.
+    new.execute("UPDATE Job SET Encrypted = 1 WHERE JobId = 1")
+    # SD-side volume encryption: the incremental (job 3) wrote only to encrypted volumes,
+    # the differential (job 4) to one encrypted and one clear volume.
+    new.execute("UPDATE Media SET VolEncrypted = 1 WHERE VolumeName IN ('Full-0001', 'Full-0002')")
+    for job_id, volume in ((3, 1), (3, 2), (4, 2), (4, 3)):
+        new.execute("INSERT INTO JobMedia (JobId, MediaId) VALUES (%s, %s)", (job_id, volume))
     alpha = {"client": "alpha-fd", "job": "BackupAlpha"}
     for cat, verifiable in ((new, 1), (old, 0)):
         poller = CatalogPoller(cat.config())
         found = poll(poller)
         name = cat.config().name
         assert value(found, "bacula_catalog_encryption_verifiable", catalog=name) == verifiable
-        full = value(found, "bacula_job_last_success_encrypted", catalog=name, level="full",
-                     **alpha)
-        incremental = value(found, "bacula_job_last_success_encrypted", catalog=name,
-                            level="incremental", **alpha)
-        assert (full, incremental) == ((1, 0) if verifiable else (None, None))
+        got = tuple(value(found, "bacula_job_last_success_encrypted", catalog=name, level=level,
+                          **alpha) for level in ("full", "incremental", "differential"))
+        assert got == ((1, 1, 0) if verifiable else (None, None, None))
         poller.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_bacula15_status_info_and_virtual_full(make_catalog: Any, engine: str) -> None:
+    """StatusInfo joins the failure's reason; a Virtual Full stays a full and says what it was."""
+    cat = make_catalog(engine, scenario.ZONE)
+    write_scenario(cat, 1026)
+    cat.execute("UPDATE Job SET StatusInfo = '[DE0029]' WHERE JobId = 8")  # gamma's failure
+    cat.execute("UPDATE Job SET isVirtualFull = 1 WHERE JobId = 19")  # eps's full
+    recorder = Recorder()
+    poller = CatalogPoller(cat.config(), recorder)
+    poll(poller)
+    gamma = poller.state.series[("gamma-fd", "BackupGamma", "full")]
+    assert gamma.reason == "[DE0029] gamma-fd JobId 8: Fatal error: Unable to connect to Client"
+    eps = poller.state.series[("eps-fd", "BackupEps", "full")]
+    assert eps.last_success is not None and eps.last_success.virtual_full
+    alpha = poller.state.series[("alpha-fd", "BackupAlpha", "full")]
+    assert alpha.last_success is not None and not alpha.last_success.virtual_full
+    # A log line that already carries the code does not get it twice.
+    cat.execute("INSERT INTO Log (LogId, JobId, Time, LogText) VALUES (100, 20, "
+                "'2026-03-20 00:00:00', "
+                "'gamma-fd JobId 20: Fatal error: [DE0029] Unable to connect to Client')")
+    cat.execute("INSERT INTO Job (JobId, Job, Name, Type, Level, ClientId, JobStatus, JobErrors, "
+                "SchedTime, JobTDate, StatusInfo) VALUES (20, 'g20', 'BackupGamma', 'B', 'F', "
+                "3, 'f', 1, '2026-03-20 00:00:00', 1773964800, '[DE0029]')")
+    poll(poller)
+    gamma = poller.state.series[("gamma-fd", "BackupGamma", "full")]
+    assert gamma.reason == "gamma-fd JobId 20: Fatal error: [DE0029] Unable to connect to Client"
+    assert recorder.jobs == [20]
+    event = job_result_event(recorder.finished[20])
+    assert event.body["status_info"] == "[DE0029]" and "Fatal error [DE0029]" in event.title
+    poller.close()
 
 
 def test_copy_rows_settle_before_they_count(
@@ -434,4 +471,35 @@ def test_copy_rows_settle_before_they_count(
     time.sleep(1.1)
     poll(poller)
     assert poller.state.series[key].runs == runs + 1 and recorder.jobs == [40, 41]
+    poller.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_virtual_full_settles_on_its_sources_time(make_catalog: Any, engine: str) -> None:
+    """Bacula 15 ends a Virtual Full with its own JobTDate, then writes its source's: wait."""
+    cat = make_catalog(engine, scenario.ZONE)
+    write_scenario(cat, 1026)
+    recorder = Recorder()
+    poller = CatalogPoller(cat.config(), recorder)
+    poll(poller)
+    key = ("alpha-fd", "BackupAlpha", "full")
+    before = poller.state.series[key].last_success
+    # As update_job_end leaves it: T, its own end in RealEndTime and JobTDate (2026-03-10
+    # 00:00:10 in New York is 1773115210).
+    cat.execute("INSERT INTO Job (JobId, Job, Name, Type, Level, ClientId, JobStatus, SchedTime, "
+                "StartTime, EndTime, RealStartTime, RealEndTime, JobTDate, isVirtualFull) "
+                "VALUES (40, 'v40', 'BackupAlpha', 'B', 'F', 1, 'T', '2026-03-10 00:00:00', "
+                "'2026-03-10 00:00:00', '2026-03-10 00:00:10', '2026-03-10 00:00:00', "
+                "'2026-03-10 00:00:10', 1773115210, 1)")
+    poll(poller)
+    assert poller.state.series[key].last_success == before and recorder.jobs == []
+    # The next statement gives it the newest consolidated job's times (job 4's JobTDate).
+    cat.execute("UPDATE Job SET StartTime = '2026-03-08 01:30:00', "
+                "EndTime = '2026-03-08 03:30:00', JobTDate = 1772955000 WHERE JobId = 40")
+    poll(poller)
+    last = poller.state.series[key].last_success
+    assert last is not None and (last.job_id, last.time, last.virtual_full) == (40, 1772955000,
+                                                                                True)
+    assert last.duration == 10  # its own run, not its sources'
+    assert recorder.jobs == [40]
     poller.close()

@@ -37,6 +37,13 @@ LOG_LINES = 20  # Log lines kept per job result that is not ok
 LOG_LINE_MAX = 2000  # characters kept of one Log row
 NUMBER_MAX = 2**62  # larger JobBytes, JobFiles, JobErrors or JobTDate is garbage
 FUTURE_SLACK = 86400  # a JobTDate further ahead than this (a wrong clock, ms for s) is garbage
+# Bacula 15's encryption of a job: Job.Encrypted for the File daemon's (a real 15.0.3 Director
+# writes 1 on every engine, whatever the create scripts' comments say), else the Storage daemon's
+# volume encryption when every volume the job wrote has Media.VolEncrypted set.
+ENCRYPTED = (
+    "COALESCE(NULLIF(Encrypted, 0), (SELECT MIN(m.VolEncrypted) FROM JobMedia jm "
+    "JOIN Media m ON m.MediaId = jm.MediaId WHERE jm.JobId = Job.JobId), 0)"
+)
 # Long texts for when the Status table lacks a code (it differs between versions).
 DEFAULT_STATUS_TEXT = {code: text for code, text, _ in STATUS_ROWS_96 + STATUS_ROWS_15}
 
@@ -116,7 +123,8 @@ class Reader:
     def job_columns(self) -> str:
         """Return the Job columns to select, in the order record() reads them."""
         has_real = self.info is not None and self.info.has_real_start
-        bacula15 = "RealStartTime, RealEndTime, Encrypted" if has_real else "NULL, NULL, NULL"
+        bacula15 = (f"RealStartTime, RealEndTime, {ENCRYPTED}, StatusInfo, isVirtualFull"
+                     if has_real else "NULL, NULL, NULL, NULL, NULL")
         return (
             "JobId, Job, Name, Type, Level, ClientId, JobStatus, JobErrors, JobFiles, JobBytes, "
             f"SchedTime, StartTime, EndTime, JobTDate, PriorJobId, PoolId, {bacula15}"
@@ -150,13 +158,9 @@ class Reader:
             bytes=numbers[2], sched_time=local_to_epoch(row[10], self.zone),
             start_time=start, end_time=end, job_tdate=numbers[3],
             prior_job_id=_int(row[14]), pool_id=_int(row[15]),
-            encrypted=None if row[18] is None else self._encrypted(_int(row[18])),
+            encrypted=None if row[18] is None else _int(row[18]) != 0,
+            status_info=(_text(row[19], state) or "").strip(), virtual_full=_int(row[20]) != 0,
         )
-
-    def _encrypted(self, value: int) -> bool:
-        """Read Bacula 15's Job.Encrypted, whose codes differ between its create scripts."""
-        # PostgreSQL script: 0 no, 1 fd, 2 sd, 3 both. MySQL: 0 n/a, 1 no, 2 fd, 4 sd, 6 both.
-        return value >= 2 if self.info and self.info.engine == "mysql" else value >= 1
 
     def _records(self, rows: Iterable[Row], state: CatalogState) -> list[JobRecord]:
         """Convert rows, dropping the unusable ones."""
@@ -356,16 +360,21 @@ class Reader:
         return finished
 
     def _settled(self, records: list[JobRecord], now: float) -> list[JobRecord]:
-        """Hold back a finished backup row that a copy or migration may still rewrite.
+        """Hold back a finished backup row that a copy, migration or Virtual Full may rewrite.
 
         The Director writes a copy's new row as Type B with its final status, and only then
         copies the source's times and log to it and sets Type C. A migration's row stays B. So a
         finished B row with a PriorJobId waits until it turns C, or until SETTLE has passed.
+        A good Virtual Full (Bacula 15 flags it from the start) is first written with its own
+        JobTDate, then given its newest source's: it waits until JobTDate lies before its end.
         """
         out = []
         for rec in records:
-            provisional = (
-                rec.type == "B" and rec.prior_job_id > 0 and rec.status not in ACTIVE_CODES
+            finished = rec.type == "B" and rec.status not in ACTIVE_CODES
+            own_time = rec.end_time is not None and rec.job_tdate >= int(rec.end_time)
+            provisional = finished and (
+                rec.prior_job_id > 0
+                or (rec.virtual_full and rec.status in SUCCESS_CODES and own_time)
             )
             if provisional and now - self.settling.setdefault(rec.job_id, now) < SETTLE:
                 continue

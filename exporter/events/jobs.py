@@ -35,12 +35,19 @@ def job_result_event(job: FinishedJob) -> Event:
         "duration_seconds": rec.duration, "bytes": rec.bytes, "files": rec.files,
         "errors": rec.errors, "log": list(job.log),
     }
+    if rec.encrypted is not None:  # Bacula 15 catalogs only
+        body.update(encrypted=rec.encrypted, status_info=rec.status_info,
+                    virtual_full=rec.virtual_full)
     who = f"{job.client} " if job.client else ""
+    # Bacula 15's error code ("[DE0029]") is what a ticket search and the vendor's docs key on.
+    outcome = f"{job.status_text} {rec.status_info}".rstrip()
     if rec.type == RESTORE:
         # A restore has no meaningful level; what a reviewer scans for is that it happened.
-        title = f"{RESTORE_PREFIX}[{job.catalog}] {who}{rec.name}: {job.status_text} ({rec.job})"
+        title = f"{RESTORE_PREFIX}[{job.catalog}] {who}{rec.name}: {outcome} ({rec.job})"
     else:
-        title = f"[{job.catalog}] {who}{rec.name} {job.level}: {job.status_text} ({rec.job})"
+        # A Virtual Full counts as a full, but the person reading the ticket should know.
+        level = "virtual full" if rec.virtual_full else job.level
+        title = f"[{job.catalog}] {who}{rec.name} {level}: {outcome} ({rec.job})"
     return Event(
         id=job_event_id(job.catalog, rec.job_id), kind="job_result",
         key=job_event_id(job.catalog, rec.job_id),

@@ -77,6 +77,9 @@ def describe(event: Event, ack: bool = False) -> str:
                       f"{body.get('files')} files, {body.get('bytes')} bytes, "
                       f"{body.get('start')} to {body.get('end')}.", ""]
         lines += [f"{name}: {body.get(name)}" for name in fields]
+        # Bacula 15 only: what its catalog adds about the run.
+        lines += [f"{name}: {body[name]}" for name in ("status_info", "virtual_full", "encrypted")
+                  if body.get(name) not in (None, "")]
         if body.get("log"):
             heading = "The restore's log lines:" if restore else "Last log lines:"
             lines += ["", heading, *(f"  {line}" for line in body["log"])]

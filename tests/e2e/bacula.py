@@ -1,9 +1,13 @@
-"""A real Bacula 9.6 Director, Storage daemon and File daemon on 127.0.0.1 with its own catalog.
+"""A real Bacula Director, Storage daemon and File daemon on 127.0.0.1 with its own catalog.
 
-`BaculaLab(engine, root, tz)` writes the daemons' configs under `root`, creates the catalog with
-Debian's own table scripts (SQLite file, or a database of its own on the machine's PostgreSQL or
-MariaDB), starts the daemons, drives them with bconsole and reads back what they wrote. Every
-process it starts is stopped by PID in `stop()`; call it from a finalizer.
+Two releases: Debian 12's Bacula 9.6.7 installed on this machine (scripts/install-bacula), and
+Debian 13's 15.0.3 in a cached chroot (scripts/install-bacula15), which shares the machine's
+network and sees the lab folder at the same path through a bind mount (`chroot_mounts`).
+
+`BaculaLab(engine, root, tz, release)` writes the daemons' configs under `root`, creates the
+catalog with Debian's own table scripts (SQLite file, or a database of its own on the machine's
+PostgreSQL or MariaDB), starts the daemons, drives them with bconsole and reads back what they
+wrote. Every process it starts is stopped by PID in `stop()`; call it from a finalizer.
 """
 
 import os
@@ -31,13 +35,54 @@ SBIN = Path("/usr/sbin")
 # Where scripts/install-bacula unpacks the PostgreSQL and MySQL drivers; they conflict with the
 # installed SQLite one, so bacula-dir loads them through LD_LIBRARY_PATH.
 CACHE = Path(os.environ.get("BACULA_E2E_CACHE", "/var/cache/bacula-exporter-test"))
-UNPACKED = {"postgresql": CACHE / "pgsql", "mysql": CACHE / "mysql"}
-SQLITE_TABLES = Path("/usr/share/bacula-director/make_sqlite3_tables")
+# Where scripts/install-bacula15 keeps the Debian 13 chroot with Bacula 15.0.3.
+CHROOT = Path(os.environ.get("BACULA15_ROOT", "/var/cache/bacula-exporter-chroot/trixie"))
+DBCONFIG = "usr/share/dbconfig-common/data/bacula-director-{}/install/{}"
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"  # the machine's server, trust auth
 MY_HOST, MY_PORT, MY_USER = "127.0.0.1", 3306, "root"  # the machine's MariaDB, no password
-DATABASE = {"sqlite": "bacula", "postgresql": "bacula_e2e_pg", "mysql": "bacula_e2e_my"}
-# Distinct port ranges, so the three engines can run side by side; none is a Bacula default.
-PORT_BASE = {"sqlite": 19100, "postgresql": 19120, "mysql": 19140}
+
+
+@dataclass(frozen=True)
+class Release:
+    """One Bacula release the labs run: where its programs live and what its catalog says."""
+
+    name: str  # "9.6" or "15"
+    version: int  # the catalog's VersionId
+    root: Path | None  # the chroot its daemons run in; None: this machine
+    drivers: Mapping[str, Path]  # engine -> unpacked catalog driver, as the daemons see it
+    databases: Mapping[str, str]
+    port_base: Mapping[str, int]  # distinct ranges, so every lab can run side by side
+
+    @property
+    def modern(self) -> bool:
+        """Tell whether this is Bacula 15 (encryption, Virtual Full, StatusInfo columns)."""
+        return self.version >= 1026
+
+    def host_path(self, path: Path) -> Path:
+        """Return where a path the daemons see lies on this machine."""
+        return self.root / path.relative_to("/") if self.root else path
+
+    def prefix(self, env: Mapping[str, str]) -> list[str]:
+        """Return the argv prefix that runs a program of this release with `env` added."""
+        if self.root is None:
+            return []
+        pairs = [f"{k}={v}" for k, v in env.items()]
+        return ["chroot", str(self.root), "/usr/bin/env", "-i",
+                "PATH=/usr/sbin:/usr/bin:/sbin:/bin", *pairs]
+
+
+BACULA_96 = Release(
+    "9.6", 16, None, {"postgresql": CACHE / "pgsql", "mysql": CACHE / "mysql"},
+    {"sqlite": "bacula", "postgresql": "bacula_e2e_pg", "mysql": "bacula_e2e_my"},
+    {"sqlite": 19100, "postgresql": 19120, "mysql": 19140},
+)
+BACULA_15 = Release(
+    "15", 1026, CHROOT,
+    {"postgresql": Path("/opt/b15-pgsql"), "mysql": Path("/opt/b15-mysql")},
+    {"sqlite": "bacula", "postgresql": "bacula_e2e_pg15", "mysql": "bacula_e2e_my15"},
+    {"sqlite": 19200, "postgresql": 19220, "mysql": 19240},
+)
+RELEASES = (BACULA_96, BACULA_15)
 CANCEL_SLEEP = 4  # Run Before Job of the job that gets canceled while it sleeps
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 FINAL_CODES = "TWEefIAD"  # JobStatus codes of a job that has ended (src/jcr.h)
@@ -56,6 +101,7 @@ class Ports:
     sd: int
     dead: int  # nothing listens here: the unreachable client
     exporter: int  # free for the exporter the tests start
+    crypt_fd: int  # the File daemon that encrypts (Bacula 15 labs)
 
 
 @dataclass(frozen=True)
@@ -79,6 +125,21 @@ class JobRow:
     errors: int
     pool_id: int
     prior_job_id: int
+    # Bacula 15 only (None or False on 9.6):
+    real_start_time: str | None = None
+    encrypted: int | None = None
+    status_info: str | None = None
+    virtual_full: bool = False
+
+    @property
+    def ran_from(self) -> str | None:
+        """Return when the job really started: RealStartTime where Bacula 15 records it."""
+        return self.real_start_time or self.start_time
+
+    @property
+    def ran_until(self) -> str | None:
+        """Return when the job really ended: for copies and Virtual Fulls, not the source's."""
+        return self.real_end_time if self.real_start_time else self.end_time
 
 
 @dataclass(frozen=True)
@@ -89,16 +150,41 @@ class MediaRow:
     pool: str
     status: str
     bytes: int
+    encrypted: int | None = None  # Media.VolEncrypted (Bacula 15)
 
 
-def missing() -> str | None:
-    """Return why no lab can run here (Bacula not installed), or None."""
-    for daemon in ("bacula-dir", "bacula-sd", "bacula-fd"):
-        if not (SBIN / daemon).exists():
-            return f"{SBIN / daemon} is missing (run scripts/install-bacula as root)"
-    if shutil.which("bconsole") is None and not (SBIN / "bconsole").exists():
-        return "bconsole is missing (run scripts/install-bacula as root)"
+def missing(release: Release = BACULA_96) -> str | None:
+    """Return why no lab of this release can run here (Bacula not installed), or None."""
+    script = "scripts/install-bacula15" if release.root else "scripts/install-bacula"
+    if release.root and not (release.root / ".complete").exists():
+        return f"no Bacula 15 chroot at {release.root} (run {script} as root)"
+    for daemon in ("bacula-dir", "bacula-sd", "bacula-fd", "bconsole"):
+        if not release.host_path(SBIN / daemon).exists():
+            return f"{SBIN / daemon} is missing (run {script} as root)"
     return None
+
+
+@contextmanager
+def chroot_mounts(release: Release, folder: Path) -> Iterator[None]:
+    """Give a chroot release /proc, /dev/pts and `folder` at its own path; undo on exit."""
+    if release.root is None:
+        yield
+        return
+    mounts = [(["-t", "proc", "proc"], release.root / "proc"),
+              (["--bind", "/dev/pts"], release.root / "dev/pts"),
+              (["--bind", str(folder)], release.host_path(folder))]
+    done: list[Path] = []
+    try:
+        for how, target in mounts:
+            target.mkdir(parents=True, exist_ok=True)
+            if subprocess.run(["mountpoint", "-q", str(target)], check=False).returncode != 0:
+                subprocess.run(["mount", *how, str(target)], check=True, capture_output=True)
+                done.append(target)
+        yield
+    finally:
+        for target in reversed(done):
+            # Lazy: a daemon that is still dying must not keep the chroot mounted for good.
+            subprocess.run(["umount", "-l", str(target)], check=False, capture_output=True)
 
 
 def _text(value: Any) -> Any:
@@ -125,18 +211,19 @@ class BaculaLab:
 
     def __init__(
         self, engine: str, root: Path, tz: str | None = None, port_base: int | None = None,
-        long_sleep: int = 6,
+        long_sleep: int = 6, release: Release = BACULA_96,
     ) -> None:
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}")
         self.engine = engine
+        self.release = release
         self.root = root
         self.tz = tz or "UTC"  # explicit, so the catalog's zone never depends on the machine's
         self.long_sleep = long_sleep
-        base = port_base or PORT_BASE[engine]
+        base = port_base or release.port_base[engine]
         self.ports = Ports(dir=base + 1, fd=base + 2, sd=base + 3, dead=base + 9,
-                           exporter=base + 5)
-        self.database = DATABASE[engine]
+                           exporter=base + 5, crypt_fd=base + 10)
+        self.database = release.databases[engine]
         self.etc = root / "etc"
         self.work = root / "work"
         self.logs = root / "log"
@@ -144,6 +231,10 @@ class BaculaLab:
         self.volumes = root / "volumes"
         self.restored = root / "restore"
         self.missing_path = root / "no-such-dir"
+        # Bacula 15 labs: a second File daemon that signs and encrypts what it sends.
+        self.crypt_data = root / "crypt-data"
+        self.crypt_restored = root / "restore-crypt"
+        self.marker = f"plaintext-{secrets.token_hex(8)}"  # must never reach a volume in clear
         self._secret = {k: secrets.token_urlsafe(24) for k in ("console", "fd", "sd")}
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
 
@@ -167,10 +258,10 @@ class BaculaLab:
         """Raise ConnectionError if the engine's server is down, BaculaError if no driver."""
         if self.engine == "sqlite":
             return
-        lib = UNPACKED[self.engine] / "usr/lib/bacula"
+        lib = self.release.host_path(self.release.drivers[self.engine] / "usr/lib/bacula")
         if not any(lib.glob("libbaccats-*.so")):
-            raise BaculaError(f"no Bacula {self.engine} driver in {lib}: "
-                              "run scripts/install-bacula")
+            raise BaculaError(f"no Bacula {self.release.name} {self.engine} driver in {lib}: "
+                              "run scripts/install-bacula or scripts/install-bacula15")
         try:
             if self.engine == "postgresql":
                 _pg("postgres").close()
@@ -190,6 +281,8 @@ class BaculaLab:
             _require_free(port)
         self._write_data()
         self._write_configs()
+        if self.release.modern:
+            self._write_crypt_fd()
         self._create_catalog()
 
     def _write_data(self) -> None:
@@ -348,7 +441,9 @@ Job {{
   FileSet = WarnSet
   # Throttled so the job lasts measurably: the others take under a second and would leave the
   # duration check comparing 0 with 0 (StartTime is set after any Run Before Job script).
+  # Bacula 15 does not slow this small job down: a script on the client keeps it running.
   Maximum Bandwidth = 100 kb/s
+  {'Client Run After Job = "/bin/sleep 2"' if self.release.modern else ""}
 }}
 Job {{
   Name = BackupSlow
@@ -378,7 +473,7 @@ Job {{
   Messages = Standard
   Where = "{self.restored}"
 }}
-""")
+{self._crypt_director_conf() if self.release.modern else ""}""")
         (self.etc / "bacula-sd.conf").write_text(f"""
 Storage {{
   Name = e2e-sd
@@ -448,16 +543,85 @@ Director {{
         for conf in self.etc.iterdir():
             conf.chmod(0o600)  # the files hold the daemons' passwords
 
+    def _crypt_director_conf(self) -> str:
+        """Return the Director's resources for the encrypting File daemon and its job."""
+        return f"""
+Client {{
+  Name = crypt-fd
+  Address = 127.0.0.1
+  FDPort = {self.ports.crypt_fd}
+  Catalog = MyCatalog
+  Password = "{self._secret['fd']}"
+  AutoPrune = no
+}}
+FileSet {{
+  Name = CryptSet
+  Include {{
+    Options {{
+      signature = MD5
+    }}
+    File = "{self.crypt_data}"
+  }}
+}}
+Job {{
+  Name = BackupCrypt
+  JobDefs = Defaults
+  Client = crypt-fd
+  FileSet = CryptSet
+}}
+"""
+
+    def _write_crypt_fd(self) -> None:
+        """Write the encrypting File daemon's config, its keypair and the data it backs up."""
+        self.crypt_data.mkdir()
+        self.crypt_restored.mkdir()
+        (self.work / "fd-crypt").mkdir()
+        # Repeated so a volume holding it in clear could not miss it.
+        (self.crypt_data / "secret.txt").write_text(f"{self.marker}\n" * 2000)
+        (self.crypt_data / "random.bin").write_bytes(os.urandom(30_000))
+        key, cert = self.etc / "fd-crypt.key", self.etc / "fd-crypt.crt"
+        self._sh(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                  "-subj", "/CN=crypt-fd", "-keyout", str(key), "-out", str(cert)])
+        keypair = self.etc / "fd-crypt.pem"
+        keypair.write_text(key.read_text() + cert.read_text())
+        wfd = self.work / "fd-crypt"
+        (self.etc / "bacula-fd-crypt.conf").write_text(f"""
+FileDaemon {{
+  Name = crypt-fd
+  FDport = {self.ports.crypt_fd}
+  FDAddress = 127.0.0.1
+  WorkingDirectory = "{wfd}"
+  Pid Directory = "{wfd}"
+  Maximum Concurrent Jobs = 20
+  PKI Signatures = Yes
+  PKI Encryption = Yes
+  PKI Keypair = "{keypair}"
+}}
+Director {{
+  Name = e2e-dir
+  Password = "{self._secret['fd']}"
+}}
+Messages {{
+  Name = Standard
+  director = e2e-dir = all, !skipped, !restored
+}}
+""")
+        for path in (key, cert, keypair, self.etc / "bacula-fd-crypt.conf"):
+            path.chmod(0o600)
+
     def _create_catalog(self) -> None:
         """Create the catalog with the tables script Debian ships for the engine."""
+        release = self.release
         if self.engine == "sqlite":
             # The script cd's to /var/lib/bacula and names the file after XXX_DBNAME_XXX.
-            script = SQLITE_TABLES.read_text()
+            tables = Path("/usr/share/bacula-director/make_sqlite3_tables")
+            script = release.host_path(tables).read_text()
             script = script.replace("cd /var/lib/bacula", f'cd "{self.work / "dir"}"')
             script = script.replace("XXX_DBNAME_XXX", self.database)
             local = self.root / "make_sqlite3_tables"
             local.write_text(script)
-            self._sh(["sh", str(local), "-bail"])
+            # The release's own sqlite3 writes the file (in the chroot for Bacula 15).
+            self._sh([*release.prefix({}), "sh", str(local), "-bail"])
         elif self.engine == "postgresql":
             with closing(_pg("postgres")) as admin:
                 admin.execute(f"DROP DATABASE IF EXISTS {self.database} WITH (FORCE)".encode())
@@ -469,26 +633,32 @@ Director {{
                 admin.execute(
                     f"ALTER DATABASE {self.database} SET datestyle TO 'ISO, YMD'".encode()
                 )
-            pg_script = UNPACKED["postgresql"] / "usr/share/bacula-director/make_postgresql_tables"
-            self._sh(
-                ["sh", str(pg_script), "-h", PG_HOST, "-p", str(PG_PORT), "-U", PG_USER,
-                 "-q", "-v", "ON_ERROR_STOP=1"],
-                env={"db_name": self.database},
-            )
+            driver = release.host_path(release.drivers["postgresql"])
+            psql = ["-h", PG_HOST, "-p", str(PG_PORT), "-U", PG_USER, "-q", "-v", "ON_ERROR_STOP=1"]
+            if release.modern:
+                # 15.0.3's make_postgresql_tables lets the shell eat the `$$` of its DO block
+                # and still prints success with no table made; the dbconfig file is plain SQL.
+                sql = driver / DBCONFIG.format("pgsql", "pgsql")
+                self._sh(["psql", *psql, "-d", self.database, "-f", str(sql)])
+            else:
+                pg_script = driver / "usr/share/bacula-director/make_postgresql_tables"
+                self._sh(["sh", str(pg_script), *psql], env={"db_name": self.database})
         else:
             with closing(_my(None)) as my_admin, my_admin.cursor() as cur:
                 cur.execute(f"DROP DATABASE IF EXISTS {self.database}")
                 cur.execute(f"CREATE DATABASE {self.database}")
             # Debian's make_mysql_tables silently skips the Counters table; this file is the
             # complete schema (plain SQL, as dbconfig-common loads it).
-            sql = (UNPACKED["mysql"]
-                   / "usr/share/dbconfig-common/data/bacula-director-mysql/install/mysql")
+            sql = (release.host_path(release.drivers["mysql"])
+                   / DBCONFIG.format("mysql", "mysql"))
             with sql.open("rb") as fh:
                 self._sh(["mysql", "-h", MY_HOST, "-P", str(MY_PORT), "-u", MY_USER,
                           self.database], stdin=fh)
         version = self.query("SELECT max(VersionId) FROM Version")[0][0]
-        if version != 16:
-            raise BaculaError(f"catalog version {version}, expected 16 (Bacula 9.6)")
+        # None of the table scripts fails on an SQL error: the Version row is the proof.
+        if version != release.version:
+            raise BaculaError(f"catalog version {version}, expected {release.version} "
+                              f"(Bacula {release.name})")
 
     def _sh(self, argv: list[str], env: Mapping[str, str] | None = None, stdin: Any = None,
             timeout: float = 120) -> str:
@@ -505,30 +675,40 @@ Director {{
     # ----- daemons --------------------------------------------------------------------------
 
     def daemon_env(self) -> dict[str, str]:
-        """Return the environment of the daemons: the lab's zone, the engine's driver."""
-        env = {**os.environ, "TZ": self.tz}
-        if self.engine in UNPACKED:
-            env["LD_LIBRARY_PATH"] = str(UNPACKED[self.engine] / "usr/lib/bacula")
+        """Return what the daemons' environment adds: the lab's zone, the engine's driver."""
+        env = {"TZ": self.tz}
+        if self.engine in self.release.drivers:
+            env["LD_LIBRARY_PATH"] = str(self.release.drivers[self.engine] / "usr/lib/bacula")
         return env
 
+    def _command(self, argv: list[str]) -> tuple[list[str], dict[str, str]]:
+        """Return the argv and environment that run one of the release's programs."""
+        extra = self.daemon_env()
+        prefix = self.release.prefix(extra)
+        return [*prefix, *argv], ({**os.environ} if prefix else {**os.environ, **extra})
+
     def start(self) -> None:
-        """Check each daemon's config, then start SD, FD and Director in the foreground."""
-        for daemon, port in (("sd", self.ports.sd), ("fd", self.ports.fd),
-                             ("dir", self.ports.dir)):
+        """Check each daemon's config, then start SD, FD(s) and Director in the foreground."""
+        daemons = [("sd", "sd", self.ports.sd), ("fd", "fd", self.ports.fd)]
+        if self.release.modern:
+            daemons.append(("fd-crypt", "fd", self.ports.crypt_fd))
+        for name, daemon, port in [*daemons, ("dir", "dir", self.ports.dir)]:
             binary = str(SBIN / f"bacula-{daemon}")
-            conf = str(self.etc / f"bacula-{daemon}.conf")
+            conf = str(self.etc / f"bacula-{name}.conf")
             # -t also opens the catalog, so a bad driver or schema shows here, not in a job.
-            self._sh([binary, "-t", "-c", conf], env=self.daemon_env(), timeout=60)
-            out = (self.logs / f"bacula-{daemon}.out").open("wb")
+            argv, env = self._command([binary, "-t", "-c", conf])
+            self._sh(argv, env=env, timeout=60)
+            out = (self.logs / f"bacula-{name}.out").open("wb")
             # A session of its own: stop() can then end the daemon together with the
             # Run Before Job scripts it forked.
+            argv, env = self._command([binary, "-f", "-c", conf])
             proc = subprocess.Popen(
-                [binary, "-f", "-c", conf], stdin=subprocess.DEVNULL, stdout=out,
-                stderr=subprocess.STDOUT, env=self.daemon_env(), start_new_session=True,
+                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
+                start_new_session=True,
             )
             out.close()
-            self._procs[daemon] = proc
-            self._await_port(daemon, proc, port)
+            self._procs[name] = proc
+            self._await_port(name, proc, port)
 
     def _await_port(self, daemon: str, proc: subprocess.Popen[bytes], port: int) -> None:
         """Wait until the daemon listens; fail with its output if it died."""
@@ -551,7 +731,7 @@ Director {{
 
     def stop(self) -> None:
         """Stop every daemon this lab started, by PID (idempotent; safe after a failure)."""
-        for daemon in ("dir", "fd", "sd"):
+        for daemon in ("dir", "fd", "fd-crypt", "sd"):
             proc = self._procs.pop(daemon, None)
             if proc is None:
                 continue
@@ -568,13 +748,12 @@ Director {{
 
     def console(self, *commands: str, timeout: float = 120) -> str:
         """Send commands to the Director through bconsole; return its output."""
-        bconsole = shutil.which("bconsole") or str(SBIN / "bconsole")
         script = "\n".join((*commands, "quit")) + "\n"
+        argv, env = self._command([str(SBIN / "bconsole"), "-n", "-c",
+                                   str(self.etc / "bconsole.conf")])
         try:
-            result = subprocess.run(
-                [bconsole, "-n", "-c", str(self.etc / "bconsole.conf")], input=script.encode(),
-                capture_output=True, timeout=timeout, check=False,
-            )
+            result = subprocess.run(argv, input=script.encode(), env=env, capture_output=True,
+                                    timeout=timeout, check=False)
         except subprocess.TimeoutExpired as exc:
             raise BaculaError(f"bconsole timed out after {timeout} s on {commands}") from exc
         out = (result.stdout + result.stderr).decode("utf-8", "replace")
@@ -601,10 +780,12 @@ Director {{
         """Cancel a job."""
         return self.console(f"cancel jobid={job_id} yes")
 
-    def restore(self) -> int:
-        """Restore the good client's latest backup into the lab; return the restore's JobId."""
-        command = (f"restore client=good-fd fileset=DataSet restorejob=RestoreFiles "
-                   f'where="{self.restored}" select current all done yes')
+    def restore(self, client: str = "good-fd") -> int:
+        """Restore a client's latest backup into the lab; return the restore's JobId."""
+        fileset, where = (("CryptSet", self.crypt_restored) if client == "crypt-fd"
+                          else ("DataSet", self.restored))
+        command = (f"restore client={client} restoreclient={client} fileset={fileset} "
+                   f'restorejob=RestoreFiles where="{where}" select current all done yes')
         return _job_id(self.console(command), command)
 
     def status(self, job_id: int) -> str:
@@ -687,10 +868,12 @@ Director {{
 
     def jobs(self) -> list[JobRow]:
         """Return every Job row, oldest first."""
+        modern = ("RealStartTime, Encrypted, StatusInfo, isVirtualFull" if self.release.modern
+                  else "NULL, NULL, NULL, 0")
         rows = self.query(
             "SELECT JobId, Job, Name, Type, Level, ClientId, JobStatus, SchedTime, StartTime, "
-            "EndTime, RealEndTime, JobTDate, JobFiles, JobBytes, JobErrors, PoolId, PriorJobId "
-            "FROM Job ORDER BY JobId"
+            "EndTime, RealEndTime, JobTDate, JobFiles, JobBytes, JobErrors, PoolId, PriorJobId, "
+            f"{modern} FROM Job ORDER BY JobId"
         )
         return [
             JobRow(
@@ -699,7 +882,9 @@ Director {{
                 sched_time=_stamp(r[7]), start_time=_stamp(r[8]), end_time=_stamp(r[9]),
                 real_end_time=_stamp(r[10]), job_tdate=int(r[11] or 0), files=int(r[12] or 0),
                 bytes=int(r[13] or 0), errors=int(r[14] or 0), pool_id=int(r[15] or 0),
-                prior_job_id=int(r[16] or 0),
+                prior_job_id=int(r[16] or 0), real_start_time=_stamp(r[17]),
+                encrypted=None if r[18] is None else int(r[18]),
+                status_info=_text(r[19]) or None, virtual_full=bool(int(r[20] or 0)),
             )
             for r in rows
         ]
@@ -715,11 +900,13 @@ Director {{
 
     def media(self) -> list[MediaRow]:
         """Return every volume with its pool."""
+        encrypted = "m.VolEncrypted" if self.release.modern else "NULL"
         rows = self.query(
-            "SELECT m.VolumeName, p.Name, m.VolStatus, m.VolBytes "
+            f"SELECT m.VolumeName, p.Name, m.VolStatus, m.VolBytes, {encrypted} "
             "FROM Media m JOIN Pool p ON p.PoolId = m.PoolId ORDER BY m.MediaId"
         )
-        return [MediaRow(_text(r[0]), _text(r[1]), _text(r[2]), int(r[3] or 0)) for r in rows]
+        return [MediaRow(_text(r[0]), _text(r[1]), _text(r[2]), int(r[3] or 0),
+                         None if r[4] is None else int(r[4])) for r in rows]
 
 
 def _pg(dbname: str) -> psycopg.Connection[Any]:
