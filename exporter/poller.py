@@ -10,7 +10,7 @@ from collections.abc import Callable
 import psycopg
 import pymysql
 
-from exporter.catalog.engines import CatalogError, Session, connect, scrub
+from exporter.catalog.engines import CatalogError, CatalogReplacedError, Session, connect, scrub
 from exporter.catalog.reader import CatalogInfo, Reader, detect
 from exporter.config import CatalogConfig
 from exporter.metrics import Health, Lines, Quiet, render_sla, render_state
@@ -50,6 +50,7 @@ class CatalogPoller:
         self._session: Session | None = None
         self._lock = threading.Lock()
         self._completed = 0  # polls finished, so waiters can tell one ran while they waited
+        self._identity: tuple[int, int] | None = None  # of the SQLite file last read
         self._forget()
 
     def _forget(self) -> None:
@@ -149,13 +150,23 @@ class CatalogPoller:
         if self._session is None:
             self._session = connect(self.cfg)
         session = self._session
-        session.begin()
+        try:
+            session.begin()
+        except CatalogReplacedError as exc:
+            log.warning("catalog %s: %s", self.cfg.name, exc)
+            self._close_session()
+            self._session = session = connect(self.cfg)
+            fresh = True
+            session.begin()
         cold = False
         try:
             if fresh:
                 info = detect(session)
+                other_file = session.identity != self._identity
+                self._identity = session.identity
                 if self.reader.info and (
-                    info != self.reader.info or self.reader.catalog_replaced(session)
+                    other_file or info != self.reader.info
+                    or self.reader.catalog_replaced(session)
                 ):
                     log.warning("catalog %s changed under us; reading it anew", self.cfg.name)
                     self.reader.info = None

@@ -1,5 +1,7 @@
 """The same scenario on every engine and catalog version, read by the real reader."""
 
+import os
+import sqlite3
 import time
 from contextlib import closing
 from pathlib import Path
@@ -502,4 +504,44 @@ def test_virtual_full_settles_on_its_sources_time(make_catalog: Any, engine: str
                                                                                 True)
     assert last.duration == 10  # its own run, not its sources'
     assert recorder.jobs == [40]
+    poller.close()
+
+
+def test_sqlite_catalog_replaced_removed_and_back(make_catalog: Any, tmp_path: Path) -> None:
+    """A SQLite catalog restored over the old file is read anew; a removed one is down."""
+    cat = make_catalog("sqlite", scenario.ZONE)
+    write_scenario(cat, 16)
+    path = Path(cat.url.removeprefix("sqlite:///"))
+    poller = CatalogPoller(cat.config())
+    poll(poller)
+    beta = ("beta-fd", "BackupBeta", "full")
+    assert beta in poller.state.series
+    # A restore from a dump: a new file, written aside, moved over the old one. It lacks
+    # BackupBeta's rows and has a newer full of BackupAlpha, JobIds below the watermark.
+    dump = tmp_path / "restored.db"
+    with closing(sqlite3.connect(dump)) as conn:
+        scenario.build().write(conn.cursor(), "sqlite", 16)
+        conn.execute("DELETE FROM Job WHERE Name = 'BackupBeta'")
+        conn.execute("UPDATE Job SET JobTDate = 1780000000 WHERE JobId = 1")
+        conn.commit()
+    os.replace(dump, path)
+    found = poll(poller)
+    assert poller.up and beta not in poller.state.series
+    assert value(found, "bacula_job_last_success_timestamp_seconds", catalog=cat.config().name,
+                 client="alpha-fd", job="BackupAlpha", level="full") == 1780000000
+    # Moved away: down at the next poll, with the path in the error; the series stay.
+    moved = tmp_path / "moved.db"
+    os.rename(path, moved)
+    poller.maybe_poll(0, wait=10)
+    assert not poller.up and str(path) in poller.error and "gone" in poller.error
+    assert ("alpha-fd", "BackupAlpha", "full") in poller.state.series
+    # Still gone when it reconnects: the error still names the path.
+    time.sleep(1.1)  # the backoff after the first failure
+    poller.maybe_poll(0, wait=10)
+    assert not poller.up and str(path) in poller.error
+    os.rename(moved, path)
+    _wait_until_up(poller)
+    assert value(poll(poller), "bacula_job_last_success_timestamp_seconds",
+                 catalog=cat.config().name, client="alpha-fd", job="BackupAlpha",
+                 level="full") == 1780000000
     poller.close()

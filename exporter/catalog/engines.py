@@ -1,5 +1,6 @@
 """Read-only connections to the three catalog engines, each with a statement timeout."""
 
+import os
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -19,16 +20,21 @@ class CatalogError(Exception):
     """A catalog problem with a message fit for logs and metrics (no secrets)."""
 
 
+class CatalogReplacedError(CatalogError):
+    """The SQLite file now at the catalog's path is another one: reconnect and read it anew."""
+
+
 class Session(Protocol):
     """What the reader needs of a connection: run a query, and one read-only transaction."""
 
     engine: str
+    identity: tuple[int, int] | None  # SQLite: the file's (device, inode); servers: None
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Row]:
         """Run one SELECT (placeholders written as %s) and return its rows."""
 
     def begin(self) -> None:
-        """Start a read-only transaction."""
+        """Start a read-only transaction (SQLite: after checking the file is still the same)."""
 
     def end(self) -> None:
         """End the transaction (nothing was written, so this only releases the snapshot)."""
@@ -41,6 +47,7 @@ class PostgresSession:
     """psycopg 3 connection in read-only mode with statement and lock timeouts."""
 
     engine = "postgresql"
+    identity: tuple[int, int] | None = None
 
     def __init__(self, cfg: CatalogConfig) -> None:
         parts = urlsplit(cfg.url)
@@ -85,6 +92,7 @@ class MySQLSession:
     """PyMySQL connection with read-only transactions and a server-side statement timeout."""
 
     engine = "mysql"
+    identity: tuple[int, int] | None = None
 
     def __init__(self, cfg: CatalogConfig) -> None:
         parts = urlsplit(cfg.url)
@@ -143,6 +151,10 @@ class SQLiteSession:
 
     def __init__(self, cfg: CatalogConfig) -> None:
         path = cfg.sqlite_path()
+        self._path = path
+        # An open connection keeps reading a file that was deleted or replaced (a restore from
+        # a dump, a move): the path's identity, checked at every poll, tells.
+        self.identity: tuple[int, int] | None = self._identity()
         self._timeout = cfg.statement_timeout
         self._deadline = 0.0
         self._conn = sqlite3.connect(
@@ -159,6 +171,15 @@ class SQLiteSession:
         # mode=ro opens lazily: touch the schema now so a missing file fails here.
         self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
 
+    def _identity(self) -> tuple[int, int]:
+        """Return the (device, inode) of the catalog's path; CatalogError when it is gone."""
+        try:
+            st = os.stat(self._path)
+        except FileNotFoundError:
+            raise CatalogError(
+                f"the SQLite catalog {self._path} is gone (removed or moved)") from None
+        return st.st_dev, st.st_ino
+
     def _expired(self) -> int:
         """Abort the running statement once its deadline has passed."""
         return 1 if self._deadline and time.monotonic() > self._deadline else 0
@@ -172,7 +193,9 @@ class SQLiteSession:
             self._deadline = 0.0
 
     def begin(self) -> None:
-        """Start a read transaction (one snapshot for the whole poll)."""
+        """Check the path still holds the file we opened; start one snapshot for the poll."""
+        if self._identity() != self.identity:
+            raise CatalogReplacedError(f"the SQLite catalog {self._path} was replaced")
         self._conn.execute("BEGIN")
 
     def end(self) -> None:

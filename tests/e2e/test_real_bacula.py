@@ -479,3 +479,30 @@ def test_delivery_figures(e2e_runs: dict[str, Any]) -> None:
     for engine, f in figures.items():
         assert f["delivered"] == f["jobs"] == f["stored"], engine
         assert f["duplicates"] == 0, engine
+
+
+# Families whose every sample the tests above derive from the Director's rows.
+CHECKED_FAMILIES = (
+    "bacula_job_last_success_timestamp_seconds", "bacula_job_last_success_bytes",
+    "bacula_job_last_success_files", "bacula_job_last_success_duration_seconds",
+    "bacula_job_last_success_encrypted", "bacula_job_last_run_timestamp_seconds",
+    "bacula_job_last_run_status", "bacula_job_runs_total", "bacula_job_failures_total",
+    "bacula_job_last_copy_timestamp_seconds", "bacula_restore_runs_total", "bacula_client_info",
+    "bacula_pool_volumes", "bacula_pool_bytes",
+)
+
+
+def test_comparison_figures(e2e_runs: dict[str, Any]) -> None:
+    """How many values each lab compared (shown with -s or -rA), per release and engine."""
+    figures = {}
+    for lab, run in e2e_runs.items():
+        if not isinstance(run, E2ERun) or run.final is None:
+            continue
+        llist_fields = 13 + (3 if run.lab.release.modern else 0)  # see the llist check above
+        exported = sum(len(run.final.series(name, catalog=run.catalog))
+                       for name in CHECKED_FAMILIES)
+        figures[lab] = {"jobs": len(run.jobs), "llist_values": len(run.jobs) * llist_fields,
+                        "exported_values": exported, "scrapes_compared": 2}
+    print(f"\nbacula e2e values compared: {figures}")
+    for lab, f in figures.items():
+        assert f["jobs"] > 0 and f["exported_values"] > 0, lab
