@@ -20,7 +20,11 @@ def build_demo(now: float | None = None, seed: int = 7) -> CatalogBuilder:
     b = CatalogBuilder(ZoneInfo(DEMO_ZONE))
     for pool, kind in (("Full", "Backup"), ("Incremental", "Backup"), ("Offsite", "Copy")):
         b.pool(pool, kind, max_vols=40)
-    midnight = now - now % DAY
+    # Night 0 is the newest night whose runs have all ended by now (starts 01:00-01:30 UTC, an
+    # hour at most): at any time of day the newest incremental is under 26 h old and the
+    # newest full under 7 days, so only the trouble written on purpose shows.
+    settled = now - 2.75 * 3600
+    midnight = settled - settled % DAY
     # name, full size, nightly change, copied offsite, the day it stopped (None = healthy)
     clients = [
         ("web01-fd", 40 * GiB, 0.03, True, None),
@@ -31,15 +35,19 @@ def build_demo(now: float | None = None, seed: int = 7) -> CatalogBuilder:
     ]
     for name, size, change, offsite, stopped in clients:
         job = "Backup-" + name.removesuffix("-fd")
-        for day in range(21, 0, -1):
+        for day in range(20, -1, -1):
             if stopped is not None and day < stopped:
                 continue
             start = midnight - day * DAY + 3600 + rng.randint(0, 1800)
-            full = day % 7 == 6  # Sunday-like fulls, the last one six days ago
+            full = day % 7 == 5  # weekly fulls, the last one five nights ago
             nbytes = int(size if full else size * change * rng.uniform(0.5, 1.5))
             duration = max(60, nbytes // (80 << 20))
             status, errors = "T", 0
+            # Past incrementals carry some random trouble, which a later run made good; the
+            # trouble that shows today is written on purpose below.
             roll = rng.random()
+            if day == 0 or full:
+                roll = 1.0
             if roll < 0.05:
                 status, nbytes, duration = "f", 0, 12
             elif roll < 0.09:
@@ -50,17 +58,25 @@ def build_demo(now: float | None = None, seed: int = 7) -> CatalogBuilder:
             if status == "f":
                 b.log(jid, start + 12, f"{name} JobId {jid}: Fatal error: No Job status returned "
                       "from FD.\n")
-            elif offsite:
+            elif name == "web02-fd" and day == 0:
+                # After tonight's incremental an operator's extra full failed: a failure whose
+                # last good full is still within its SLA.
+                failed = b.job(job, name, start + duration + 600, start + duration + 612,
+                               level="F", status="f", pool="Full")
+                b.log(failed, start + duration + 612, f"{name} JobId {failed}: Fatal error: "
+                      "Unable to connect to Client: web02-fd on web02:9102. ERR=No route to "
+                      "host\n")
+            if status != "f" and offsite:
                 b.job("CopyToOffsite", "", start + duration + 600, start + duration + 660,
                             type_="c", pool="Offsite")
                 b.job(job, name, start, start + duration, type_="C", level="F" if full else "I",
                       bytes_=nbytes, files=nbytes // 90_000, pool="Offsite", prior_job_id=jid,
                       job_tdate=int(start + duration))
     b.client("laptop07-fd")  # registered, never backed up
-    b.job("Backup-laptop07", "laptop07-fd", midnight - DAY + 7200, midnight - DAY + 7205,
+    b.job("Backup-laptop07", "laptop07-fd", midnight + 7200, midnight + 7205,
           level="F", status="f")
-    b.job("Backup-web01", "web01-fd", midnight - DAY + 6 * 3600, midnight - DAY + 6 * 3600 + 5,
-          level="I", status="A")  # canceled by an operator
+    b.job("Backup-web01", "web01-fd", midnight - 3 * DAY + 6 * 3600,
+          midnight - 3 * DAY + 6 * 3600 + 5, level="I", status="A")  # canceled, three days ago
     b.job("RestoreFiles", "web02-fd", now - 5 * 3600, now - 5 * 3600 + 240, type_="R",
           bytes_=2 * GiB, files=1200, pool="Full")
     for hour in range(24, 0, -1):
