@@ -66,6 +66,9 @@ def build_demo(now: float | None = None, seed: int = 7) -> CatalogBuilder:
                 b.log(failed, start + duration + 612, f"{name} JobId {failed}: Fatal error: "
                       "Unable to connect to Client: web02-fd on web02:9102. ERR=No route to "
                       "host\n")
+            elif name == "web01-fd" and day == 3:
+                b.job(job, name, start + 5 * 3600, start + 5 * 3600 + 5, level="I",
+                      status="A", pool="Incremental")  # canceled by an operator
             if status != "f" and offsite:
                 b.job("CopyToOffsite", "", start + duration + 600, start + duration + 660,
                             type_="c", pool="Offsite")
@@ -75,8 +78,6 @@ def build_demo(now: float | None = None, seed: int = 7) -> CatalogBuilder:
     b.client("laptop07-fd")  # registered, never backed up
     b.job("Backup-laptop07", "laptop07-fd", midnight + 7200, midnight + 7205,
           level="F", status="f")
-    b.job("Backup-web01", "web01-fd", midnight - 3 * DAY + 6 * 3600,
-          midnight - 3 * DAY + 6 * 3600 + 5, level="I", status="A")  # canceled, three days ago
     b.job("RestoreFiles", "web02-fd", now - 5 * 3600, now - 5 * 3600 + 240, type_="R",
           bytes_=2 * GiB, files=1200, pool="Full")
     for hour in range(24, 0, -1):
