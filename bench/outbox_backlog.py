@@ -19,9 +19,9 @@ from pathlib import Path
 
 import psycopg
 
-from exporter.config_types import StateDatabaseConfig
-from exporter.events import Event
-from exporter.store import PostgresStore, SqliteStore, Store
+from exporter.core.settings import StateDatabaseConfig
+from exporter.tickets.events import Event
+from exporter.tickets.store import PostgresStore, SqliteStore, Store
 
 
 def fill(store: Store, backlog: int, keys: int) -> None:

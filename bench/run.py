@@ -44,8 +44,8 @@ from bench.generate import (
     read_layout,
     url,
 )
-from exporter.config import CatalogConfig
-from exporter.poller import CatalogPoller
+from exporter.catalog.config import CatalogConfig
+from exporter.service.poller import CatalogPoller
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPORTER = ROOT / ".venv" / "bin" / "bacula-exporter"

@@ -15,10 +15,10 @@ def _serve(config: Config) -> int:
     """Run the HTTP server and the pollers until interrupted."""
     import uvicorn  # imported here so check-config stays fast
 
-    from exporter.app import create_app
-    from exporter.bridge import build_bridge
-    from exporter.leader import Leadership
-    from exporter.service import Exporter
+    from exporter.ha.leader import Leadership
+    from exporter.service.runner import Exporter
+    from exporter.tickets.bridge import build_bridge
+    from exporter.web.app import create_app
 
     logging.basicConfig(
         level=config.log_level.upper(),
@@ -74,8 +74,8 @@ def _status(path: str, check: bool) -> int:
     """Poll every catalog once and print the overview, or one Nagios/Icinga check line."""
     import time
 
-    from exporter.poller import CatalogPoller
-    from exporter.status import human_age, level_of_trouble, overview, sla_max_age
+    from exporter.service.overview import human_age, level_of_trouble, overview, sla_max_age
+    from exporter.service.poller import CatalogPoller
 
     config = _load(path)
     if config is None:

@@ -3,37 +3,19 @@
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from exporter.bridge_config import AlertmanagerConfig, SinkConfig, bridge_problems
-from exporter.config_types import (
-    DatabaseConfig,
+from exporter.catalog.config import CatalogConfig
+from exporter.core.settings import (
     Duration,
-    Name,
     StateDatabaseConfig,
     Strict,
-    Zone,
     readable,
 )
-from exporter.sla import SlaConfig, unknown_catalogs
-
-
-class CatalogConfig(DatabaseConfig):
-    """One Bacula or Bareos catalog database."""
-
-    name: Name
-    timezone: Zone
-    refresh_interval: Duration = 300.0  # full re-read of clients, pools and volumes
-    restore_window: Duration = 0.0  # how far back restore points are computed; 0 = off
-    warning_is_success: bool = True
-
-    @property
-    def zone(self) -> ZoneInfo:
-        """Return the Director's time zone."""
-        return ZoneInfo(self.timezone)
+from exporter.exposition.sla import SlaConfig, unknown_catalogs
+from exporter.tickets.config import AlertmanagerConfig, SinkConfig, bridge_problems
 
 
 class TLSConfig(Strict):

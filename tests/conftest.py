@@ -13,7 +13,7 @@ import psycopg
 import pymysql
 import pytest
 
-from exporter.config import CatalogConfig
+from exporter.catalog.config import CatalogConfig
 from tests.server import served  # noqa: F401 - a fixture for every test module
 
 ROOT = Path(__file__).resolve().parent.parent

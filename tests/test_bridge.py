@@ -11,19 +11,19 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
-from exporter.bridge import Bridge, build_bridge, router
-from exporter.bridge_config import (
+from exporter.catalog.codes import StatusClass
+from exporter.tickets.bridge import Bridge, build_bridge, router
+from exporter.tickets.config import (
     AlertmanagerConfig,
     AppriseSinkConfig,
     BridgeSettings,
     RedmineSinkConfig,
 )
-from exporter.codes import StatusClass
-from exporter.events import AlertmanagerPayload, alert_event, group_identity
-from exporter.outbox import Outbox, Route
-from exporter.sinks.fake import FakeTickets
-from exporter.sinks.tickets import TicketRules, TicketSink
-from exporter.store import SqliteStore
+from exporter.tickets.events import AlertmanagerPayload, alert_event, group_identity
+from exporter.tickets.outbox import Outbox, Route
+from exporter.tickets.sinks.fake import FakeTickets
+from exporter.tickets.sinks.tickets import TicketRules, TicketSink
+from exporter.tickets.store import SqliteStore
 from tests.redmine.samples import T0, alert, finished
 
 TOKEN = "t0k3n-for-tests"
@@ -228,7 +228,7 @@ def test_bad_bridge_config(tmp_path: Path, keys: dict[str, Any], message: str) -
 
 
 def test_restore_ack_reaches_the_ticket_rules(tmp_path: Path) -> None:
-    from exporter.sinks.redmine import redmine_sink
+    from exporter.tickets.sinks.redmine import redmine_sink
 
     base = {"name": "h", "type": "redmine", "url": "http://127.0.0.1:1", "project": "p",
             "external_id_field": 1, "api_key_env": "PATH"}
@@ -245,7 +245,7 @@ def test_restore_ack_reaches_the_ticket_rules(tmp_path: Path) -> None:
 
 
 def test_cross_checks(tmp_path: Path) -> None:
-    from exporter.bridge_config import bridge_problems
+    from exporter.tickets.config import bridge_problems
 
     hook = {"name": "h", "type": "webhook", "url": "http://x", "events": ["job_result"]}
     config = settings(tmp_path, sinks=[hook, hook], alertmanager={"auth": "none"})

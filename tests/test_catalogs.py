@@ -14,10 +14,10 @@ from pymysql.constants import CLIENT
 
 from exporter.catalog.ddl import column_names
 from exporter.catalog.engines import connect
-from exporter.events.jobs import job_result_event
-from exporter.metrics import Exposition
-from exporter.poller import CatalogPoller
-from exporter.state import FinishedJob
+from exporter.catalog.model import FinishedJob
+from exporter.exposition.metrics import Exposition
+from exporter.service.poller import CatalogPoller
+from exporter.tickets.events.jobs import job_result_event
 from tests import scenario
 from tests.conftest import MY, PG, Catalog
 from tests.promtext import samples, value

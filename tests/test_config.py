@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from exporter.config import ConfigError, load_config, parse_config
-from exporter.durations import parse_duration
+from exporter.core.durations import parse_duration
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD = {"catalogs": [{"name": "main", "url": "sqlite:////tmp/x.db", "timezone": "UTC"}]}

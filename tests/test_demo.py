@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from exporter.config import CatalogConfig
+from exporter.catalog.config import CatalogConfig
 from exporter.demo import DEMO_ZONE, write_demo_catalog
-from exporter.poller import CatalogPoller
-from exporter.sla import SlaConfig
-from exporter.status import overview, sla_max_age
+from exporter.exposition.sla import SlaConfig
+from exporter.service.overview import overview, sla_max_age
+from exporter.service.poller import CatalogPoller
 
 # Past every hour of a day and across a DST change of the demo's zone.
 TIMES = [datetime(2026, 11, 30, tzinfo=UTC).timestamp() + h * 3600

@@ -22,9 +22,9 @@ import psycopg
 import pymysql
 import pytest
 
-from exporter.metrics import Exposition
-from exporter.poller import CatalogPoller
-from exporter.state import FinishedJob
+from exporter.catalog.model import FinishedJob
+from exporter.exposition.metrics import Exposition
+from exporter.service.poller import CatalogPoller
 from tests import scenario
 from tests.conftest import MY, PG, Catalog
 from tests.promtext import Sample, samples, value

@@ -23,14 +23,15 @@ import httpx
 import psycopg
 import pytest
 
-from exporter.config import CatalogConfig
-from exporter.config_types import StateDatabaseConfig
-from exporter.events import Event, job_result_event
-from exporter.leader import Leadership
-from exporter.metrics import Exposition
-from exporter.outbox import Outbox, Route
-from exporter.poller import CatalogPoller
-from exporter.store import PostgresStore, StoreError
+from exporter.catalog.config import CatalogConfig
+from exporter.core.db import StoreError
+from exporter.core.settings import StateDatabaseConfig
+from exporter.exposition.metrics import Exposition
+from exporter.ha.leader import Leadership
+from exporter.service.poller import CatalogPoller
+from exporter.tickets.events import Event, job_result_event
+from exporter.tickets.outbox import Outbox, Route
+from exporter.tickets.store import PostgresStore
 from tests import scenario
 from tests.promtext import samples, value
 from tests.proxy import Proxy

@@ -24,12 +24,12 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from exporter.app import create_app
-from exporter.bridge import build_bridge
 from exporter.config import parse_config
 from exporter.demo import DEMO_ZONE, write_demo_catalog
-from exporter.events import AlertmanagerPayload
-from exporter.service import Exporter
+from exporter.service.runner import Exporter
+from exporter.tickets.bridge import build_bridge
+from exporter.tickets.events import AlertmanagerPayload
+from exporter.web.app import create_app
 from tests.server import free_port, start, stop
 
 TOKEN = "h0stile-t0ken"

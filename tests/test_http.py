@@ -14,7 +14,7 @@ import pytest
 from exporter.catalog.builder import CatalogBuilder
 from exporter.config import parse_config
 from exporter.demo import DEMO_ZONE, build_demo, write_demo_catalog
-from exporter.poller import CatalogPoller
+from exporter.service.poller import CatalogPoller
 from tests.promtext import samples, value
 from tests.server import free_port, start, stop
 

@@ -4,8 +4,9 @@ import gzip
 import os
 from pathlib import Path
 
-from exporter.codes import StatusClass
-from exporter.metrics import (
+from exporter.catalog.codes import StatusClass
+from exporter.catalog.model import CatalogState, Client, JobRecord, Pool, Run, Series
+from exporter.exposition.metrics import (
     HEALTH_FAMILIES,
     STATE_FAMILIES,
     Exposition,
@@ -16,7 +17,6 @@ from exporter.metrics import (
     render_health,
     render_state,
 )
-from exporter.state import CatalogState, Client, JobRecord, Pool, Run, Series
 from tests.promtext import samples
 
 GOLDEN = Path(__file__).parent / "golden" / "exposition.prom"

@@ -10,14 +10,14 @@ import psycopg
 import pytest
 from prometheus_client import REGISTRY
 
-from exporter.bridge_config import RetryConfig
-from exporter.codes import StatusClass
-from exporter.config_types import StateDatabaseConfig
-from exporter.events import AlertmanagerPayload, Event, alert_event, job_result_event
-from exporter.outbox import Outbox, Route, backoff
-from exporter.sinks.base import DeliveryError, PermanentError, RetryableError
-from exporter.sinks.fake import FakeSink
-from exporter.store import PostgresStore, SqliteStore, Store
+from exporter.catalog.codes import StatusClass
+from exporter.core.settings import StateDatabaseConfig
+from exporter.tickets.config import RetryConfig
+from exporter.tickets.events import AlertmanagerPayload, Event, alert_event, job_result_event
+from exporter.tickets.outbox import Outbox, Route, backoff
+from exporter.tickets.sinks.base import DeliveryError, PermanentError, RetryableError
+from exporter.tickets.sinks.fake import FakeSink
+from exporter.tickets.store import PostgresStore, SqliteStore, Store
 from tests.redmine.samples import alert, finished
 
 FAST = RetryConfig(initial=0.001, max=0.002, max_attempts=3)

@@ -23,7 +23,7 @@ from pydantic import BaseModel
 
 from exporter import __version__
 from exporter.config import Config
-from exporter.durations import parse_duration
+from exporter.core.durations import parse_duration
 
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "helm" / "bacula-exporter"

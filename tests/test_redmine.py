@@ -20,16 +20,16 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from exporter.bridge import Bridge, router
-from exporter.bridge_config import AlertmanagerConfig, RedmineSinkConfig, RetryConfig
-from exporter.codes import StatusClass
+from exporter.catalog.codes import StatusClass
 from exporter.demo import DEMO_ZONE, write_demo_catalog
-from exporter.events import group_identity, job_result_event
-from exporter.outbox import Outbox, Route
-from exporter.sinks.base import accepts
-from exporter.sinks.redmine import redmine_sink
-from exporter.sinks.tickets import ACK_NOTE
-from exporter.store import SqliteStore
+from exporter.tickets.bridge import Bridge, router
+from exporter.tickets.config import AlertmanagerConfig, RedmineSinkConfig, RetryConfig
+from exporter.tickets.events import group_identity, job_result_event
+from exporter.tickets.outbox import Outbox, Route
+from exporter.tickets.sinks.base import accepts
+from exporter.tickets.sinks.redmine import redmine_sink
+from exporter.tickets.sinks.tickets import ACK_NOTE
+from exporter.tickets.store import SqliteStore
 from tests.chain.harness import ALERTMANAGER, Daemon, require_binaries, running
 from tests.redmine.harness import PROJECT, Redmine, RedmineError, install, installed
 from tests.redmine.samples import alert, finished, restore

@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from exporter.catalog.builder import CatalogBuilder
-from exporter.poller import CatalogPoller
-from exporter.restore_points import BackupJob, Coverage, coverage
-from exporter.sla import SlaConfig
+from exporter.catalog.restore_points import BackupJob, Coverage, coverage
+from exporter.exposition.sla import SlaConfig
+from exporter.service.poller import CatalogPoller
 from tests.promtext import value
 from tests.test_catalogs import ENGINES, poll
 

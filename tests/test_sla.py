@@ -10,8 +10,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from exporter.durations import parse_duration
-from exporter.sla import (
+from exporter.core.durations import parse_duration
+from exporter.exposition.sla import (
     FAMILIES,
     Defaults,
     Match,

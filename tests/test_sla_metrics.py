@@ -7,8 +7,8 @@ import pytest
 
 from exporter.config import ConfigError, parse_config
 from exporter.demo import DEMO_ZONE, write_demo_catalog
-from exporter.service import Exporter
-from exporter.status import State, overview
+from exporter.service.overview import State, overview
+from exporter.service.runner import Exporter
 from tests.promtext import samples, value
 
 

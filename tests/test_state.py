@@ -2,8 +2,8 @@
 
 import pytest
 
-from exporter.codes import StatusClass, classify, level_name
-from exporter.state import Aggregate, CatalogState, Client, JobRecord
+from exporter.catalog.codes import StatusClass, classify, level_name
+from exporter.catalog.model import Aggregate, CatalogState, Client, JobRecord
 
 
 def rec(job_id: int, status: str = "T", *, level: str = "F", type_: str = "B", errors: int = 0,

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from exporter.catalog.builder import CatalogBuilder
-from exporter.page import render_page
-from exporter.status import CatalogHealth, Row, State, human_age, level_of_trouble
+from exporter.service.overview import CatalogHealth, Row, State, human_age, level_of_trouble
+from exporter.web.page import render_page
 from tests.conftest import IN_CI
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from exporter.timeutil import local_to_epoch
+from exporter.catalog.times import local_to_epoch
 
 NY = ZoneInfo("America/New_York")
 

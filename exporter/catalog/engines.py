@@ -10,8 +10,8 @@ from urllib.parse import quote, unquote, urlsplit
 import psycopg
 import pymysql
 
-from exporter.config import CatalogConfig
-from exporter.config_types import DatabaseConfig
+from exporter.catalog.config import CatalogConfig
+from exporter.core.db import pg_connect, scrub
 
 Row = Sequence[Any]
 
@@ -50,19 +50,11 @@ class PostgresSession:
     identity: tuple[int, int] | None = None
 
     def __init__(self, cfg: CatalogConfig) -> None:
-        parts = urlsplit(cfg.url)
-        password = cfg.password()
         timeout_ms = int(cfg.statement_timeout * 1000)
-        self._conn = psycopg.connect(
-            host=parts.hostname,
-            port=parts.port or 5432,
-            user=unquote(parts.username or "bacula"),
-            dbname=unquote(parts.path.lstrip("/")),
-            password=password.get() if password else None,
-            connect_timeout=max(1, int(cfg.connect_timeout)),
-            application_name="bacula-exporter",
+        self._conn = pg_connect(
+            cfg, "bacula", "bacula-exporter",
             # datestyle ISO so timestamps parse whatever the catalog database sets.
-            options=(
+            (
                 f"-c statement_timeout={timeout_ms} -c lock_timeout={timeout_ms} "
                 "-c default_transaction_read_only=on -c datestyle=ISO "
                 f"-c idle_in_transaction_session_timeout={timeout_ms * 3}"
@@ -217,17 +209,3 @@ def connect(cfg: CatalogConfig) -> Session:
         return sessions[cfg.engine](cfg)
     except (psycopg.Error, pymysql.Error, sqlite3.Error, OSError) as exc:
         raise CatalogError(f"cannot connect: {scrub(exc, cfg)}") from None
-
-
-def scrub(exc: BaseException, cfg: DatabaseConfig) -> str:
-    """Return an error message with the database password (if any) blanked out."""
-    text = " ".join(str(exc).split())
-    if text in ("", "(0, '')"):
-        text = f"{type(exc).__name__}: connection lost"  # what PyMySQL says after a KILL
-    try:
-        password = cfg.password()
-    except OSError:
-        password = None  # the secret file went away: then it cannot be in the message either
-    if password and password.get():
-        text = text.replace(password.get(), "<secret>")
-    return text[:500]

@@ -11,9 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from exporter.catalog.ddl import BACULA_VERSIONS, STATUS_ROWS_15, STATUS_ROWS_96, is_bareos
-from exporter.catalog.engines import CatalogError, Row, Session
-from exporter.codes import (
+from exporter.catalog.codes import (
     ACTIVE,
     ACTIVE_CODES,
     FAILED,
@@ -23,10 +21,12 @@ from exporter.codes import (
     classify,
     is_success,
 )
-from exporter.codes import level_name as level_label
-from exporter.restore_points import UNUSABLE_VOLUMES, BackupJob, Coverage, coverage
-from exporter.state import Aggregate, CatalogState, Client, FinishedJob, JobRecord, Pool
-from exporter.timeutil import local_to_epoch
+from exporter.catalog.codes import level_name as level_label
+from exporter.catalog.ddl import BACULA_VERSIONS, STATUS_ROWS_15, STATUS_ROWS_96, is_bareos
+from exporter.catalog.engines import CatalogError, Row, Session
+from exporter.catalog.model import Aggregate, CatalogState, Client, FinishedJob, JobRecord, Pool
+from exporter.catalog.restore_points import UNUSABLE_VOLUMES, BackupJob, Coverage, coverage
+from exporter.catalog.times import local_to_epoch
 
 BATCH = 5000  # new Job rows fetched per statement
 IN_CHUNK = 500  # JobIds per IN (...) list

@@ -13,11 +13,11 @@ import sys
 import time
 from pathlib import Path
 
-from exporter.bridge_config import RedmineSinkConfig, RetryConfig
-from exporter.outbox import Outbox, Route
-from exporter.sinks.redmine import redmine_sink
-from exporter.sinks.tickets import Ticket
-from exporter.store import SqliteStore
+from exporter.tickets.config import RedmineSinkConfig, RetryConfig
+from exporter.tickets.outbox import Outbox, Route
+from exporter.tickets.sinks.redmine import redmine_sink
+from exporter.tickets.sinks.tickets import Ticket
+from exporter.tickets.store import SqliteStore
 
 TIMEOUT = 300.0
 

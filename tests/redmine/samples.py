@@ -2,8 +2,8 @@
 
 from typing import Any
 
-from exporter.codes import StatusClass
-from exporter.state import FinishedJob, JobRecord
+from exporter.catalog.codes import StatusClass
+from exporter.catalog.model import FinishedJob, JobRecord
 
 T0 = 1_795_000_000.0  # 2026-11-18, a fixed clock for the tests
 

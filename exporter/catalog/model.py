@@ -1,0 +1,318 @@
+"""In-memory view of one catalog: plain data, no I/O; all semantics of the metrics live here."""
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from exporter.catalog.codes import (
+    ACTIVE,
+    BACKUP,
+    COPY,
+    FAILED,
+    FINISHED,
+    RESTORE,
+    StatusClass,
+    classify,
+    is_success,
+    level_name,
+)
+from exporter.catalog.restore_points import Coverage
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """One Job row as the reader hands it over: codes raw, times already in Unix seconds."""
+
+    job_id: int
+    job: str  # the unique Job name, e.g. "BackupGood.2026-11-27_01.00.00_03"
+    name: str
+    type: str
+    level: str
+    client_id: int
+    status: str
+    errors: int = 0
+    files: int = 0
+    bytes: int = 0
+    sched_time: float | None = None
+    start_time: float | None = None
+    end_time: float | None = None
+    job_tdate: int = 0
+    prior_job_id: int = 0
+    pool_id: int = 0
+    encrypted: bool | None = None  # None where the catalog does not record it (before Bacula 15)
+    status_info: str = ""  # Bacula 15's error code of a failed job, e.g. "[DE0029]"
+    virtual_full: bool = False  # Bacula 15's isVirtualFull (still level F: it counts as a full)
+
+    @property
+    def finished_at(self) -> float | None:
+        """Return when the run ended: JobTDate (zone-free epoch) first, the wall clock otherwise."""
+        # JobTDate becomes the RealEndTime epoch when a job ends; for copies and Virtual Fulls
+        # it is the source job's time, i.e. the point in time the data represents.
+        return float(self.job_tdate) if self.job_tdate > 0 else self.end_time
+
+    @property
+    def started_at(self) -> float | None:
+        """Return when the run started (or was scheduled, while it waits)."""
+        return self.start_time if self.start_time is not None else self.sched_time
+
+    @property
+    def duration(self) -> float:
+        """Return the wall-clock run time in seconds, 0 when unknown."""
+        if self.start_time is None or self.end_time is None:
+            return 0.0
+        return max(0.0, self.end_time - self.start_time)
+
+
+@dataclass(frozen=True, slots=True)
+class FinishedJob:
+    """A job that reached its final status, with what a ticket needs to tell about it."""
+
+    catalog: str
+    record: JobRecord
+    client: str  # "" for jobs without a client (copy control jobs, admin jobs)
+    level: str  # lowercase label: full, incremental, ..., none
+    status: StatusClass
+    status_text: str  # Bacula's long text for the JobStatus
+    log: tuple[str, ...] = ()  # the last Log lines, oldest first, for results that are not ok
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregate:
+    """A GROUP BY row of the cold start: runs of one job, type, level and status class."""
+
+    client_id: int
+    name: str
+    type: str
+    level: str
+    status: str
+    errors: bool
+    count: int
+    max_job_id: int
+    min_job_id: int
+    max_job_tdate: int
+    bytes: int = 0  # SUM(JobBytes)
+
+
+@dataclass(slots=True)
+class Run:
+    """What the metrics need of one finished run."""
+
+    job_id: int
+    time: float
+    status: StatusClass
+    bytes: int
+    files: int
+    duration: float
+    encrypted: bool | None = None
+    virtual_full: bool = False
+    status_info: str = ""
+
+
+@dataclass(slots=True)
+class Series:
+    """Everything known about one (client, job, level) of backups."""
+
+    last_run: Run | None = None
+    last_success: Run | None = None
+    last_failure: Run | None = None
+    failure_reason: str = ""  # the telling Log line of the last failure
+    runs: int = 0
+    failures: int = 0
+    bytes: int = 0  # written by all finished runs, for "bytes per day"
+    last_copy: float | None = None
+
+    @property
+    def reason(self) -> str:
+        """Return why the last failure failed: Bacula 15's error code and the telling Log line."""
+        code = self.last_failure.status_info if self.last_failure else ""
+        if not code or code in self.failure_reason:
+            return self.failure_reason
+        return f"{code} {self.failure_reason}".rstrip()
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """A Client row."""
+
+    name: str
+    uname: str
+
+
+@dataclass(frozen=True, slots=True)
+class Pool:
+    """A pool with its volumes counted by status."""
+
+    volumes: dict[str, int]
+    bytes: int
+    max_volumes: int
+
+
+Key = tuple[str, str, str]  # client, job, level
+
+
+@dataclass
+class CatalogState:
+    """The exporter's view of one catalog, updated from batches of JobRecords."""
+
+    warning_is_success: bool = True
+    series: dict[Key, Series] = field(default_factory=dict)
+    active: dict[int, JobRecord] = field(default_factory=dict)
+    clients: dict[int, Client] = field(default_factory=dict)
+    restores: Counter[tuple[str, str]] = field(default_factory=Counter)
+    pools: dict[str, Pool] = field(default_factory=dict)
+    skipped: Counter[str] = field(default_factory=Counter)
+    coverage: dict[tuple[str, str], Coverage | None] = field(default_factory=dict)
+    generation: int = 0  # bumped on every change, so renderers know when to redo their work
+
+    def set_clients(self, clients: dict[int, Client], replace: bool = False) -> None:
+        """Add (or, with replace, set) the Client rows."""
+        merged = dict(clients) if replace else {**self.clients, **clients}
+        if merged != self.clients:
+            self.clients = merged
+            self.generation += 1
+
+    def set_pools(self, pools: dict[str, Pool]) -> None:
+        """Replace the pool and volume summary."""
+        if pools != self.pools:
+            self.pools = pools
+            self.generation += 1
+
+    def set_coverage(self, coverage: dict[tuple[str, str], Coverage | None]) -> None:
+        """Replace the restore points per (client, job)."""
+        if coverage != self.coverage:
+            self.coverage = coverage
+            self.generation += 1
+
+    def skip(self, reason: str, count: int = 1) -> None:
+        """Count rows that could not be used."""
+        self.skipped[reason] += count
+        self.generation += 1
+
+    def seed(self, aggregates: Iterable[Aggregate]) -> None:
+        """Take the counters and copy times of a cold start from its GROUP BY rows."""
+        for agg in aggregates:
+            if agg.type not in (BACKUP, COPY, RESTORE):
+                continue
+            cls = classify(agg.status, 1 if agg.errors else 0)
+            client = self.clients.get(agg.client_id)
+            level = level_name(agg.level)
+            if cls is None or client is None or level is None:
+                self.skip(_reason(cls, client, level), agg.count)
+                continue
+            if cls not in FINISHED:
+                continue
+            key = (client.name, agg.name, level)
+            if agg.type == BACKUP:
+                series = self.series.setdefault(key, Series())
+                series.runs += agg.count
+                series.bytes += agg.bytes
+                if cls in FAILED:
+                    series.failures += agg.count
+            elif agg.type == COPY and is_success(cls, self.warning_is_success):
+                series = self.series.setdefault(key, Series())
+                series.last_copy = max(series.last_copy or 0.0, float(agg.max_job_tdate))
+            elif agg.type == RESTORE:
+                self.restores[(client.name, cls.value)] += agg.count
+        self.generation += 1
+
+    def apply(self, records: Iterable[JobRecord], count: bool = True) -> list[JobRecord]:
+        """Fold job rows into the state; return those that reached a final status just now.
+
+        With count=False (cold start) the rows only set the last run and success: their runs were
+        already counted by seed().
+        """
+        finished: list[JobRecord] = []
+        for rec in records:
+            cls = classify(rec.status, rec.errors)
+            level = level_name(rec.level)
+            client = self.clients.get(rec.client_id)
+            if cls is None or level is None:
+                self.skip(_reason(cls, client, level))
+                self.active.pop(rec.job_id, None)
+                continue
+            if cls in ACTIVE:
+                if self.active.get(rec.job_id) != rec:
+                    self.active[rec.job_id] = rec
+                    self.generation += 1
+                continue
+            was_active = self.active.pop(rec.job_id, None) is not None
+            if count:
+                finished.append(rec)
+            if rec.type in (BACKUP, COPY, RESTORE) and client is None:
+                self.skip("unknown_client")
+                continue
+            if client is not None:
+                self._fold(rec, cls, (client.name, rec.name, level), count)
+            if count or was_active:
+                self.generation += 1
+        return finished
+
+    def _fold(self, rec: JobRecord, cls: StatusClass, key: Key, count: bool) -> None:
+        """Update the series, copy time or restore counter that a finished row belongs to."""
+        if rec.type == BACKUP:
+            series = self.series.setdefault(key, Series())
+            run = Run(rec.job_id, rec.finished_at or 0.0, cls, rec.bytes, rec.files, rec.duration,
+                      rec.encrypted, rec.virtual_full, rec.status_info)
+            if count:
+                series.runs += 1
+                series.bytes += rec.bytes
+                series.failures += cls in FAILED
+            if series.last_run is None or rec.job_id >= series.last_run.job_id:
+                series.last_run = run
+            ok = is_success(cls, self.warning_is_success)
+            if ok and (series.last_success is None or rec.job_id >= series.last_success.job_id):
+                series.last_success = run
+            last_failure = series.last_failure
+            if cls in FAILED and (last_failure is None or rec.job_id >= last_failure.job_id):
+                series.last_failure = run
+                series.failure_reason = ""
+        elif rec.type == COPY and is_success(cls, self.warning_is_success):
+            series = self.series.setdefault(key, Series())
+            series.last_copy = max(series.last_copy or 0.0, rec.finished_at or 0.0)
+        elif rec.type == RESTORE and count:
+            self.restores[(key[0], cls.value)] += 1
+
+    def set_reasons(self, logs: dict[int, list[str]]) -> None:
+        """Attach Log lines to the last failures they belong to."""
+        if not logs:
+            return  # the common poll: nothing to look for among all the series
+        for series in self.series.values():
+            failure = series.last_failure
+            if failure is not None and failure.job_id in logs:
+                reason = pick_reason(logs[failure.job_id])
+                if reason != series.failure_reason:
+                    series.failure_reason = reason
+                    self.generation += 1
+
+    def running(self) -> dict[Key, float]:
+        """Return the active backups by key, with the earliest start time of each."""
+        out: dict[Key, float] = {}
+        # list() copies in one step under the GIL: safe while the poll thread updates the dict.
+        for rec in list(self.active.values()):
+            client = self.clients.get(rec.client_id)
+            level = level_name(rec.level)
+            # A row with a PriorJobId is a copy or migration under way, not a backup of the job.
+            if rec.type != BACKUP or rec.prior_job_id or client is None or level is None:
+                continue
+            key = (client.name, rec.name, level)
+            start = rec.started_at or 0.0
+            out[key] = min(out.get(key, start), start)
+        return out
+
+
+def pick_reason(log: Iterable[str]) -> str:
+    """Return the Log line that best says why a job failed: the first error, else the last line."""
+    lines = [line.strip() for text in log for line in text.splitlines() if line.strip()]
+    for line in lines:
+        if "fatal error" in line.lower() or "error:" in line.lower():
+            return line[:300]
+    return lines[-1][:300] if lines else ""
+
+
+def _reason(cls: StatusClass | None, client: Client | None, level: str | None) -> str:
+    """Name why a row was skipped, for the skipped-rows counter."""
+    if cls is None:
+        return "unknown_status"
+    if level is None:
+        return "unknown_level"
+    return "unknown_client"

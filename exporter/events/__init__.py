@@ -1,8 +1,0 @@
-"""Events the bridge delivers: job results from the catalogs and Alertmanager notifications."""
-
-from exporter.events.alerts import AlertmanagerPayload, alert_event, group_identity
-from exporter.events.jobs import job_event_id, job_result_event
-from exporter.events.models import Event
-
-__all__ = ["AlertmanagerPayload", "Event", "alert_event", "group_identity", "job_event_id",
-           "job_result_event"]

@@ -1,0 +1,337 @@
+"""Prometheus exposition of catalog states: pure rendering, cached between state changes."""
+
+import math
+import threading
+import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from prometheus_client import REGISTRY, generate_latest
+
+from exporter import __version__
+from exporter.catalog.model import CatalogState
+from exporter.exposition.sla import FAMILIES as SLA_FAMILIES
+from exporter.exposition.sla import (
+    QuietHours,
+    SlaConfig,
+    effective,
+    quiet_hours_active,
+    sla_samples,
+)
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@dataclass(frozen=True)
+class Family:
+    """A metric family: its name, type and help text."""
+
+    name: str
+    type: str
+    help: str
+
+    def header(self) -> str:
+        """Return the # HELP and # TYPE lines."""
+        return f"# HELP {self.name} {self.help}\n# TYPE {self.name} {self.type}\n"
+
+
+def _families(*specs: tuple[str, str, str]) -> dict[str, Family]:
+    """Index family specs by name, keeping their order."""
+    return {name: Family(name, kind, text) for name, kind, text in specs}
+
+
+# Rendered from the catalog state, once per change of that state.
+STATE_FAMILIES = _families(
+    ("bacula_job_last_success_timestamp_seconds", "gauge",
+     "End of the last successful backup of this job at this level (JobTDate)."),
+    ("bacula_job_last_success_bytes", "gauge", "Bytes written by the last successful backup."),
+    ("bacula_job_last_success_files", "gauge", "Files written by the last successful backup."),
+    ("bacula_job_last_success_duration_seconds", "gauge",
+     "Run time of the last successful backup."),
+    ("bacula_job_last_success_encrypted", "gauge",
+     "1 when the last successful backup was encrypted (Bacula 15 catalogs record it), else 0."),
+    ("bacula_job_last_run_timestamp_seconds", "gauge",
+     "End of the last finished backup run, whatever its outcome."),
+    ("bacula_job_last_run_status", "gauge",
+     "1 for the status class of the last finished backup run."),
+    ("bacula_job_last_failure_timestamp_seconds", "gauge",
+     "End of the last backup run of this job and level that failed (error, canceled)."),
+    ("bacula_job_runs_total", "counter", "Finished backup runs seen in the catalog."),
+    ("bacula_job_failures_total", "counter",
+     "Finished backup runs that failed (error, canceled)."),
+    ("bacula_job_bytes_total", "counter", "Bytes written by finished backup runs."),
+    ("bacula_job_running", "gauge", "1 while a backup of this job and level runs or waits."),
+    ("bacula_job_running_start_timestamp_seconds", "gauge",
+     "Start (or schedule) time of the oldest running backup of this job and level."),
+    ("bacula_job_last_copy_timestamp_seconds", "gauge",
+     "Source time (JobTDate) of the newest backup of this job that has a successful copy."),
+    ("bacula_job_restore_points", "gauge",
+     "Points in time within the restore window that can still be restored (0 = none)."),
+    ("bacula_job_oldest_restore_point_timestamp_seconds", "gauge",
+     "Oldest point in time that can still be restored from the catalog."),
+    ("bacula_job_newest_restore_point_timestamp_seconds", "gauge",
+     "Newest point in time that can be restored from the catalog."),
+    ("bacula_job_restore_chain_jobs", "gauge",
+     "Jobs (full, differential, incrementals) needed to restore the newest point."),
+    ("bacula_client_info", "gauge", "1 for every Client row of the catalog."),
+    ("bacula_restore_runs_total", "counter", "Finished restore jobs by client and status class."),
+    ("bacula_pool_volumes", "gauge", "Volumes of a pool by volume status."),
+    ("bacula_pool_bytes", "gauge", "Bytes on the volumes of a pool."),
+    ("bacula_pool_max_volumes", "gauge", "MaxVols of a pool (0 = no limit)."),
+    ("bacula_catalog_skipped_rows_total", "counter",
+     "Catalog rows skipped or repaired because they were unusable, by reason."),
+    *(f for f in SLA_FAMILIES if f[0] != "bacula_sla_quiet_hours_active"),
+)
+
+# Rendered on every scrape: small, and they change with every poll.
+HEALTH_FAMILIES = _families(
+    ("bacula_catalog_up", "gauge", "1 when the last poll of the catalog succeeded."),
+    ("bacula_catalog_info", "gauge", "Engine, schema version and product of the catalog."),
+    ("bacula_catalog_encryption_verifiable", "gauge",
+     "1 when the catalog records whether backups are encrypted (Bacula 15), else 0."),
+    ("bacula_catalog_poll_duration_seconds", "gauge", "Duration of the last poll."),
+    ("bacula_catalog_last_poll_success_timestamp_seconds", "gauge",
+     "Time of the last successful poll."),
+    ("bacula_catalog_polls_total", "counter", "Polls of the catalog by result."),
+    ("bacula_exporter_build_info", "gauge", "Version of bacula-exporter."),
+    *(f for f in SLA_FAMILIES if f[0] == "bacula_sla_quiet_hours_active"),
+)
+
+Lines = dict[str, list[str]]
+
+
+def escape(value: str) -> str:
+    """Escape a label value for the text format."""
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def number(value: float) -> str:
+    """Format a sample value the shortest exact way."""
+    if isinstance(value, int):
+        return str(value)
+    exact = isinstance(value, int) or (math.isfinite(value) and value.is_integer())
+    if exact and abs(value) < 2**53:
+        return str(int(value))
+    return repr(float(value))
+
+
+def labels(**pairs: str) -> str:
+    """Return a label set such as catalog="main",client="c1"."""
+    return ",".join(f'{k}="{escape(v)}"' for k, v in pairs.items())
+
+
+def render_state(catalog: str, state: CatalogState) -> Lines:
+    """Render the sample lines of one catalog's state, by family name."""
+    out: Lines = {name: [] for name in STATE_FAMILIES}
+    cat = f'catalog="{escape(catalog)}"'
+    for (client, job, level), s in sorted(state.series.items()):
+        key = f'{cat},client="{escape(client)}",job="{escape(job)}",level="{level}"'
+        if s.last_success is not None:
+            ok = s.last_success
+            out["bacula_job_last_success_timestamp_seconds"].append(f"{{{key}}} {number(ok.time)}")
+            out["bacula_job_last_success_bytes"].append(f"{{{key}}} {ok.bytes}")
+            out["bacula_job_last_success_files"].append(f"{{{key}}} {ok.files}")
+            out["bacula_job_last_success_duration_seconds"].append(
+                f"{{{key}}} {number(ok.duration)}"
+            )
+            if ok.encrypted is not None:
+                out["bacula_job_last_success_encrypted"].append(f"{{{key}}} {int(ok.encrypted)}")
+        if s.last_run is not None:
+            run = s.last_run
+            out["bacula_job_last_run_timestamp_seconds"].append(f"{{{key}}} {number(run.time)}")
+            out["bacula_job_last_run_status"].append(f'{{{key},status="{run.status.value}"}} 1')
+        if s.last_failure is not None:
+            out["bacula_job_last_failure_timestamp_seconds"].append(
+                f"{{{key}}} {number(s.last_failure.time)}"
+            )
+        if s.runs:
+            out["bacula_job_runs_total"].append(f"{{{key}}} {s.runs}")
+            out["bacula_job_failures_total"].append(f"{{{key}}} {s.failures}")
+            out["bacula_job_bytes_total"].append(f"{{{key}}} {s.bytes}")
+        if s.last_copy is not None:
+            out["bacula_job_last_copy_timestamp_seconds"].append(
+                f"{{{key}}} {number(s.last_copy)}"
+            )
+    for (client, job, level), start in sorted(state.running().items()):
+        key = f'{cat},client="{escape(client)}",job="{escape(job)}",level="{level}"'
+        out["bacula_job_running"].append(f"{{{key}}} 1")
+        out["bacula_job_running_start_timestamp_seconds"].append(f"{{{key}}} {number(start)}")
+    for (client, job), cover in sorted(state.coverage.items()):
+        key = f'{cat},client="{escape(client)}",job="{escape(job)}"'
+        out["bacula_job_restore_points"].append(f"{{{key}}} {cover.points if cover else 0}")
+        if cover is not None:
+            out["bacula_job_oldest_restore_point_timestamp_seconds"].append(
+                f"{{{key}}} {number(cover.oldest)}"
+            )
+            out["bacula_job_newest_restore_point_timestamp_seconds"].append(
+                f"{{{key}}} {number(cover.newest)}"
+            )
+            out["bacula_job_restore_chain_jobs"].append(f"{{{key}}} {cover.chain_jobs}")
+    for info in sorted(set(state.clients.values()), key=lambda c: (c.name, c.uname)):
+        out["bacula_client_info"].append(
+            f'{{{cat},client="{escape(info.name)}",uname="{escape(info.uname)}"}} 1'
+        )
+    for (client, status), count in sorted(state.restores.items()):
+        out["bacula_restore_runs_total"].append(
+            f'{{{cat},client="{escape(client)}",status="{status}"}} {count}'
+        )
+    for name, pool in sorted(state.pools.items()):
+        pool_key = f'{cat},pool="{escape(name)}"'
+        for status, count in sorted(pool.volumes.items()):
+            out["bacula_pool_volumes"].append(f'{{{pool_key},status="{escape(status)}"}} {count}')
+        out["bacula_pool_bytes"].append(f"{{{pool_key}}} {pool.bytes}")
+        out["bacula_pool_max_volumes"].append(f"{{{pool_key}}} {pool.max_volumes}")
+    for reason, count in sorted(state.skipped.items()):
+        out["bacula_catalog_skipped_rows_total"].append(f'{{{cat},reason="{reason}"}} {count}')
+    return out
+
+
+# The jobs with quiet hours, each with its windows: evaluated again on every scrape.
+Quiet = list[tuple[str, Sequence[QuietHours]]]
+
+
+def render_sla(catalog: str, state: CatalogState, sla: SlaConfig) -> tuple[Lines, Quiet]:
+    """Render the SLA limits of every job the catalog has (or a policy expects) in it."""
+    seen = {(catalog, *key) for key in dict(state.series)} | {
+        (catalog, *key) for key in state.running()
+    }
+    out: Lines = {}
+    quiet: Quiet = []
+    for sample in sla_samples(sla.policies, sla.defaults, seen, datetime.now(UTC)):
+        if sample.labels["catalog"] != catalog:
+            continue  # an expected job of another catalog
+        text = labels(**sample.labels)
+        if sample.name == "bacula_sla_quiet_hours_active":
+            lb = sample.labels
+            windows = effective(sla.policies, sla.defaults, catalog, lb["client"], lb["job"])
+            quiet.append((text, windows.quiet_hours))
+        else:
+            out.setdefault(sample.name, []).append(f"{{{text}}} {number(sample.value)}")
+    return out, quiet
+
+
+def render_quiet(quiet: Iterable[tuple[str, Sequence[QuietHours]]], now: datetime) -> Lines:
+    """Render bacula_sla_quiet_hours_active for this instant (each distinct window set once)."""
+    cache: dict[int, bool] = {}
+    lines = []
+    for text, windows in quiet:
+        active = cache.get(id(windows))
+        if active is None:
+            active = cache[id(windows)] = quiet_hours_active(windows, now)
+        lines.append(f"{{{text}}} {int(active)}")
+    return {"bacula_sla_quiet_hours_active": lines}
+
+
+@dataclass(frozen=True)
+class Health:
+    """What the health families need to know of one catalog."""
+
+    catalog: str
+    up: bool
+    engine: str
+    schema_version: int
+    product: str
+    poll_duration: float
+    last_success: float | None
+    polls: Mapping[str, int]
+
+
+def render_health(health: Iterable[Health]) -> Lines:
+    """Render the per-scrape health families."""
+    out: Lines = {name: [] for name in HEALTH_FAMILIES}
+    for h in health:
+        cat = f'catalog="{escape(h.catalog)}"'
+        out["bacula_catalog_up"].append(f"{{{cat}}} {int(h.up)}")
+        if h.engine:
+            info = labels(engine=h.engine, schema_version=str(h.schema_version), product=h.product)
+            out["bacula_catalog_info"].append(f"{{{cat},{info}}} 1")
+            verifiable = h.product == "bacula" and h.schema_version >= 1026
+            out["bacula_catalog_encryption_verifiable"].append(f"{{{cat}}} {int(verifiable)}")
+        out["bacula_catalog_poll_duration_seconds"].append(f"{{{cat}}} {number(h.poll_duration)}")
+        if h.last_success is not None:
+            out["bacula_catalog_last_poll_success_timestamp_seconds"].append(
+                f"{{{cat}}} {number(h.last_success)}"
+            )
+        for result in ("success", "failure"):
+            out["bacula_catalog_polls_total"].append(
+                f'{{{cat},result="{result}"}} {h.polls.get(result, 0)}'
+            )
+    out["bacula_exporter_build_info"].append(f'{{version="{escape(__version__)}"}} 1')
+    return out
+
+
+def family_texts(families: Mapping[str, Family], parts: Sequence[Lines]) -> Iterator[str]:
+    """Yield each family's text with the lines of every catalog, as the text format requires."""
+    for name, family in families.items():
+        lines = [line for part in parts for line in part.get(name, ())]
+        if lines:
+            yield family.header() + "".join(f"{name}{line}\n" for line in lines)
+
+
+def assemble(families: Mapping[str, Family], parts: Sequence[Lines]) -> str:
+    """Join the lines of several catalogs family by family."""
+    return "".join(family_texts(families, parts))
+
+
+CHUNK = 1 << 16  # compressed bytes inflated per piece (about 1 MB of text)
+
+
+@dataclass(frozen=True)
+class Block:
+    """The state families of every catalog as the head of a gzip stream (14:1 smaller)."""
+
+    states: tuple[Lines, ...]
+    gzip_head: bytes
+    gzip: "zlib._Compress"  # holds the stream's state after gzip_head; copied per scrape
+
+    def plain(self) -> Iterator[bytes]:
+        """Yield the uncompressed text in pieces, for the rare scraper that wants no gzip."""
+        inflate = zlib.decompressobj(31)
+        for start in range(0, len(self.gzip_head), CHUNK):
+            yield inflate.decompress(self.gzip_head[start : start + CHUNK])
+
+
+def build_block(states: Sequence[Lines]) -> Block:
+    """Assemble and compress once per change, family by family, so no whole copy is held."""
+    gz = zlib.compressobj(1, zlib.DEFLATED, 31)  # level 1: fast; 31: a gzip container
+    parts = [gz.compress(text.encode()) for text in family_texts(STATE_FAMILIES, states)]
+    parts.append(gz.flush(zlib.Z_SYNC_FLUSH))
+    return Block(tuple(states), b"".join(parts), gz)
+
+
+class Exposition:
+    """Builds /metrics: the state block is rebuilt only when a catalog's rendering changes."""
+
+    def __init__(self) -> None:
+        self._block = build_block(())
+        self._lock = threading.Lock()
+
+    def rebuild(self, states: Sequence[Lines]) -> Block:
+        """Return the block for these renderings, building it only when one of them changed."""
+        with self._lock:
+            # Renderings are replaced, never mutated, so identity tells whether anything changed.
+            old = self._block.states
+            same = len(states) == len(old) and all(
+                a is b for a, b in zip(states, old, strict=True)
+            )
+            if not same:
+                self._block = build_block(states)
+            return self._block
+
+    def render(
+        self, states: Sequence[Lines], health: Iterable[Health],
+        quiet: Sequence[tuple[str, Sequence[QuietHours]]] = (), gzip: bool = False,
+    ) -> Iterator[bytes]:
+        """Yield the whole exposition in pieces (gzip-compressed when asked for)."""
+        block = self.rebuild(states)
+        now = datetime.now(UTC)
+        tail = assemble(HEALTH_FAMILIES, [render_health(health), render_quiet(quiet, now)])
+        tail_bytes = tail.encode() + generate_latest(REGISTRY)
+        if gzip:
+            stream = block.gzip.copy()
+            yield block.gzip_head
+            yield stream.compress(tail_bytes) + stream.flush()
+            return
+        yield from block.plain()
+        yield tail_bytes

@@ -1,0 +1,165 @@
+"""Ticket rules shared by every ticket backend: create, repeat, resolve, reopen within a window."""
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from exporter.tickets.events.jobs import RESTORE
+from exporter.tickets.events.models import Event
+
+SUBJECT_MAX = 255
+DESCRIPTION_MAX = 30000  # Redmine's text columns hold more; stay well below the usual 32k limits
+ACK_NOTE = ("Acknowledgement required: this restore stays open until a second person has "
+            "reviewed it and closes the ticket.")
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """What the rules need to know about an existing ticket."""
+
+    id: int
+    open: bool
+    closed_at: float | None  # Unix seconds of the last close, when closed
+
+
+class TicketBackend(Protocol):
+    """A ticket system reduced to find / create / update."""
+
+    def find(self, key: str) -> Ticket | None:
+        """Return the newest ticket that carries this key, open or closed."""
+
+    def create(self, key: str, subject: str, description: str, severity: str) -> Ticket:
+        """File a new open ticket carrying the key."""
+
+    def update(self, ticket: Ticket, note: str, close: bool | None) -> None:
+        """Add a note; close (True), reopen (False) or leave the status (None)."""
+
+    def noted(self, ticket: Ticket, marker: str) -> bool:
+        """Tell whether a note of the ticket contains the marker."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+@dataclass(frozen=True)
+class TicketRules:
+    """The choices of a ticket sink."""
+
+    job_results: str = "all"  # or "not_ok"
+    close_on_resolve: bool = True
+    reopen_window: float = 86400.0
+    restore_ack: bool = False  # restores are always filed and never closed by the bridge
+
+
+def cut(text: str, limit: int) -> str:
+    """Shorten text to at most `limit` characters, saying so."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _marker(event: Event) -> str:
+    """Return the line that names the event in a ticket or note."""
+    return f"event: {event.id}"
+
+
+def describe(event: Event, ack: bool = False) -> str:
+    """Return a plain-text description of an event for a ticket; `ack` asks for a human close."""
+    body = event.body
+    if event.kind == "job_result":
+        fields = ("catalog", "client", "job", "job_name", "job_id", "type", "level",
+                  "status", "status_code", "status_text", "start", "end", "duration_seconds",
+                  "bytes", "files", "errors")
+        restore = event.job_type == RESTORE
+        lines = []
+        if restore:
+            lines += [f"Restore on client {body.get('client') or '?'} by job {body.get('job')}: "
+                      f"{body.get('files')} files, {body.get('bytes')} bytes, "
+                      f"{body.get('start')} to {body.get('end')}.", ""]
+        lines += [f"{name}: {body.get(name)}" for name in fields]
+        # Bacula 15 only: what its catalog adds about the run.
+        lines += [f"{name}: {body[name]}" for name in ("status_info", "virtual_full", "encrypted")
+                  if body.get(name) not in (None, "")]
+        if body.get("log"):
+            heading = "The restore's log lines:" if restore else "Last log lines:"
+            lines += ["", heading, *(f"  {line}" for line in body["log"])]
+        if ack:
+            lines += ["", ACK_NOTE]
+        lines += ["", _marker(event)]
+    else:
+        lines = [f"{event.status.upper()}: {event.title}", ""]
+        for alert in body.get("alerts", []):
+            lines.append(f"- [{alert.get('status')}] since {alert.get('startsAt')}")
+            lines += [f"    {k}={v}" for k, v in sorted(alert.get("labels", {}).items())]
+            lines += [f"    {k}: {v}" for k, v in sorted(alert.get("annotations", {}).items())]
+        lines += ["", f"group: {json.dumps(body.get('groupLabels', {}), sort_keys=True)}",
+                  f"key: {event.key}", _marker(event)]
+    return cut("\n".join(lines), DESCRIPTION_MAX)
+
+
+class TicketSink:
+    """A sink that turns events into tickets by the rules, on any TicketBackend."""
+
+    def __init__(self, name: str, backend: TicketBackend, rules: TicketRules,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.name = name
+        self.backend = backend
+        self.rules = rules
+        self.clock = clock
+
+    def deliver(self, event: Event) -> None:
+        """Apply the event; each step looks at the ticket first, so a redelivery is a no-op."""
+        if event.kind == "job_result":
+            self._job_result(event)
+        elif event.status == "firing":
+            self._firing(event)
+        else:
+            self._resolved(event)
+
+    def _create(self, event: Event, ack: bool = False) -> Ticket:
+        """File the ticket of an event."""
+        return self.backend.create(
+            event.key, cut(event.title, SUBJECT_MAX), describe(event, ack), event.severity
+        )
+
+    def _job_result(self, event: Event) -> None:
+        """One ticket per job result; a good result is filed closed, as a record.
+
+        With restore_ack, every restore is filed (whatever job_results says) and left open:
+        a person closes it, which is the acknowledgement.
+        """
+        ack = self.rules.restore_ack and event.job_type == RESTORE
+        if self.rules.job_results == "not_ok" and event.status == "ok" and not ack:
+            return
+        ticket = self.backend.find(event.key) or self._create(event, ack)
+        if event.status == "ok" and ticket.open and not ack:
+            self.backend.update(ticket, "", close=True)
+
+    def _firing(self, event: Event) -> None:
+        """New group: file; open ticket: nothing; closed lately: reopen; closed long ago: file."""
+        ticket = self.backend.find(event.key)
+        if ticket is None:
+            self._create(event)
+        elif ticket.open:
+            return
+        elif ticket.closed_at is not None and (
+            self.clock() - ticket.closed_at <= self.rules.reopen_window
+        ):
+            self.backend.update(ticket, "Firing again.\n\n" + describe(event), close=False)
+        else:
+            self._create(event)
+
+    def _resolved(self, event: Event) -> None:
+        """Note the resolution on the open ticket and close it (unless configured to leave it)."""
+        ticket = self.backend.find(event.key)
+        if ticket is None or not ticket.open:
+            return
+        if self.rules.close_on_resolve:
+            self.backend.update(ticket, "Resolved.\n\n" + describe(event), close=True)
+        elif not self.backend.noted(ticket, _marker(event)):
+            # The status cannot tell a redelivery here: the note carries the event id.
+            self.backend.update(ticket, "Resolved.\n\n" + describe(event), close=None)
+
+    def close(self) -> None:
+        """Release the backend."""
+        self.backend.close()

@@ -1,0 +1,92 @@
+"""HTTP routes: /metrics, /healthz, /readyz."""
+
+import secrets
+import time
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+
+from exporter import __version__
+from exporter.exposition.metrics import CONTENT_TYPE
+from exporter.service.overview import overview
+from exporter.service.runner import Exporter
+from exporter.tickets.bridge import Bridge, document_body
+from exporter.tickets.bridge import router as bridge_router
+from exporter.web.page import render_page
+
+
+def page_headers(nonce: str) -> dict[str, str]:
+    """Security headers of the status page: nothing but its own inline style and script runs."""
+    return {
+        "Content-Security-Policy": (
+            f"default-src 'none'; style-src 'nonce-{nonce}'; script-src 'nonce-{nonce}'; "
+            "connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; "
+            "frame-ancestors 'none'"
+        ),
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",
+    }
+
+
+def get_exporter(request: Request) -> Exporter:
+    """Return the Exporter the app was built with."""
+    exporter: Exporter = request.app.state.exporter
+    return exporter
+
+
+ExporterDep = Annotated[Exporter, Depends(get_exporter)]
+
+
+def create_app(exporter: Exporter, bridge: Bridge | None = None) -> FastAPI:
+    """Build the FastAPI app around a (started or not) Exporter and the ticket bridge."""
+    app = FastAPI(title="bacula-exporter", version=__version__)
+    app.state.exporter = exporter
+    if bridge is not None:
+        app.state.bridge = bridge
+        app.include_router(bridge_router)
+        plain = app.openapi
+
+        def openapi() -> dict[str, Any]:
+            """The generated schema, with the receiver's body described (built once)."""
+            return app.openapi_schema or document_body(plain())
+
+        app.openapi = openapi  # type: ignore[method-assign]
+
+    @app.get("/metrics")
+    def metrics(exp: ExporterDep, request: Request) -> StreamingResponse:
+        """Prometheus exposition of every catalog, gzip-compressed when the scraper accepts it."""
+        gzip = "gzip" in request.headers.get("accept-encoding", "")
+        headers = {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"} if gzip else {}
+        # Streamed in pieces of a block built once per change: no copy of it per scrape.
+        return StreamingResponse(exp.stream(gzip), media_type=CONTENT_TYPE, headers=headers)
+
+    @app.get("/", response_class=HTMLResponse)
+    def status_page(exp: ExporterDep) -> HTMLResponse:
+        """Overview of every catalog, client and job for people."""
+        exp.refresh()
+        expected = [key for p in exp.config.sla.policies for key in p.expected()]
+        rows, health = overview(exp.active(), exp.max_age, time.time(), expected)
+        nonce = secrets.token_urlsafe(16)
+        page = render_page(rows, health, nonce, standby=not exp.leading)
+        return HTMLResponse(page, headers=page_headers(nonce))
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        """Liveness: the process serves HTTP."""
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    def readyz(exp: ExporterDep) -> JSONResponse:
+        """Readiness: the catalogs it serves were polled once (a standby serves none)."""
+        catalogs = {
+            p.cfg.name: {"up": p.up, "error": p.error or None} for p in exp.active()
+        }
+        code = 200 if exp.ready() else 503
+        role = "leader" if exp.leading else "standby"
+        return JSONResponse({"ready": code == 200, "role": role, "catalogs": catalogs},
+                            status_code=code)
+
+    return app
