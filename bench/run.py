@@ -364,7 +364,7 @@ def bench(engine: str, jobs: int, args: argparse.Namespace) -> dict[str, Any]:
     cold, poller = cold_start(cfg, args.repeats)
     out["cold_start_ms"] = ms(statistics.median(cold))
     out["cold_start_all_ms"] = [ms(t) for t in cold]
-    out["tracked_series"] = len(poller.state.series)
+    out["tracked_series"] = len(poller.model.series)
     total, read = polls(poller, args.polls)
     out["poll0_ms"] = ms(statistics.median(total))
     out["poll0_p99_ms"] = ms(pct(total, 0.99))

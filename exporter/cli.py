@@ -26,10 +26,10 @@ def _serve(config: Config) -> int:
     )
     bridge = build_bridge(config)
     leadership = Leadership(config.state_database) if config.state_database else None
-    exporter = Exporter(config, bridge.listener if bridge else None,
-                        bridge.resume if bridge else None, config.backfill, leadership)
+    exporter = Exporter(config, bridge.outbox.listener if bridge else None,
+                        bridge.outbox.resume if bridge else None, config.backfill, leadership)
     if bridge:
-        bridge.start()
+        bridge.outbox.start()
     exporter.start()
     logging.getLogger("exporter").info(
         "bacula-exporter %s listening on %s, %d catalog(s)",
@@ -47,7 +47,7 @@ def _serve(config: Config) -> int:
     finally:
         exporter.stop()
         if bridge:
-            bridge.stop()
+            bridge.outbox.stop()
     return 0
 
 
@@ -99,7 +99,7 @@ def _status(path: str, check: bool) -> int:
               "LAST RUN", "RUNNING", "REASON")]
     for r in rows:
         table.append((
-            r.state.label, r.catalog, r.client, r.job or "-",
+            r.standing.label, r.catalog, r.client, r.job or "-",
             f"{r.level} (virtual)" if r.virtual_full else r.level or "-",
             human_age(r.age(now)), human_age(r.max_age) if r.max_age else "-",
             r.last_status or "-", human_age(now - r.running_since) if r.running_since else "-",

@@ -10,12 +10,11 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from exporter.catalog.config import CatalogConfig
 from exporter.core.settings import (
     Duration,
-    StateDatabaseConfig,
     Strict,
     readable,
 )
 from exporter.exposition.sla import SlaConfig, unknown_catalogs
-from exporter.tickets.config import AlertmanagerConfig, SinkConfig, bridge_problems
+from exporter.tickets.config import BridgeKeys, bridge_problems
 
 
 class TLSConfig(Strict):
@@ -27,8 +26,8 @@ class TLSConfig(Strict):
     _files = field_validator("cert_file", "key_file")(readable)
 
 
-class Config(Strict):
-    """The whole configuration file."""
+class Config(BridgeKeys):
+    """The whole configuration file (the ticket bridge's keys come from BridgeKeys)."""
 
     listen: str = "127.0.0.1:9625"
     poll_interval: Duration = 30.0
@@ -37,11 +36,6 @@ class Config(Strict):
     tls: TLSConfig | None = None
     sla: SlaConfig = SlaConfig()
     catalogs: list[CatalogConfig] = Field(min_length=1)
-    state_dir: Path | None = None  # the outbox of the ticket bridge
-    state_database: StateDatabaseConfig | None = None  # instead of state_dir: for replicas
-    sinks: list[SinkConfig] = Field(default_factory=list)
-    alertmanager: AlertmanagerConfig | None = None
-    backfill: Duration = 0.0  # at first start, replay jobs that finished this long ago
 
     @field_validator("listen")
     @classmethod

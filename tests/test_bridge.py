@@ -12,15 +12,16 @@ from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
 from exporter.catalog.codes import StatusClass
-from exporter.tickets.bridge import Bridge, build_bridge, router
+from exporter.tickets.bridge import Bridge, build_bridge
 from exporter.tickets.config import (
     AlertmanagerConfig,
     AppriseSinkConfig,
-    BridgeSettings,
+    BridgeKeys,
     RedmineSinkConfig,
 )
 from exporter.tickets.events import AlertmanagerPayload, alert_event, group_identity
 from exporter.tickets.outbox import Outbox, Route
+from exporter.tickets.receiver import router
 from exporter.tickets.sinks.fake import FakeTickets
 from exporter.tickets.sinks.tickets import TicketRules, TicketSink
 from exporter.tickets.store import SqliteStore
@@ -181,7 +182,7 @@ def test_job_results_become_tickets(tmp_path: Path, status: StatusClass, is_open
 def test_build_bridge_from_the_config_keys(tmp_path: Path) -> None:
     key = tmp_path / "key"
     key.write_text("k")
-    settings = BridgeSettings.model_validate({
+    settings = BridgeKeys.model_validate({
         "state_dir": str(tmp_path / "state"),
         "sinks": [{"name": "helpdesk", "type": "redmine", "url": "http://127.0.0.1:1",
                    "api_key_file": str(key), "project": "backups", "external_id_field": 1}],
@@ -189,15 +190,15 @@ def test_build_bridge_from_the_config_keys(tmp_path: Path) -> None:
         "backfill": "2d",
     })
     bridge = build_bridge(settings)
-    assert bridge is not None
-    assert bridge.backfill == 2 * 86400
+    assert bridge is not None and bridge.alertmanager is not None
+    assert settings.backfill == 2 * 86400
     assert (tmp_path / "state" / "outbox.sqlite3").exists()
-    assert build_bridge(BridgeSettings()) is None
+    assert build_bridge(BridgeKeys()) is None
 
 
-def settings(tmp_path: Path, **keys: Any) -> BridgeSettings:
+def settings(tmp_path: Path, **keys: Any) -> BridgeKeys:
     """Validate the bridge keys of a config."""
-    return BridgeSettings.model_validate(keys)
+    return BridgeKeys.model_validate(keys)
 
 
 @pytest.mark.parametrize(("keys", "message"), [

@@ -90,7 +90,7 @@ def test_scenario_cold_start_then_incremental(make_catalog: Any, engine: str, ve
     assert recorder.checkpoints == [13]  # job 14 still runs: its outcome is not known yet
     # Finished above the checkpoint before the first start: seen, so a restart sends none.
     assert recorder.history == [16, 18, 19]
-    reason = poller.state.series[("gamma-fd", "BackupGamma", "full")].failure_reason
+    reason = poller.model.series[("gamma-fd", "BackupGamma", "full")].failure_reason
     assert reason == "gamma-fd JobId 8: Fatal error: Unable to connect to Client"
 
     end14 = int(scenario.T0 + 5 * scenario.D + 3600)
@@ -419,11 +419,11 @@ def test_bacula15_status_info_and_virtual_full(make_catalog: Any, engine: str) -
     recorder = Recorder()
     poller = CatalogPoller(cat.config(), recorder)
     poll(poller)
-    gamma = poller.state.series[("gamma-fd", "BackupGamma", "full")]
+    gamma = poller.model.series[("gamma-fd", "BackupGamma", "full")]
     assert gamma.reason == "[DE0029] gamma-fd JobId 8: Fatal error: Unable to connect to Client"
-    eps = poller.state.series[("eps-fd", "BackupEps", "full")]
+    eps = poller.model.series[("eps-fd", "BackupEps", "full")]
     assert eps.last_success is not None and eps.last_success.virtual_full
-    alpha = poller.state.series[("alpha-fd", "BackupAlpha", "full")]
+    alpha = poller.model.series[("alpha-fd", "BackupAlpha", "full")]
     assert alpha.last_success is not None and not alpha.last_success.virtual_full
     # A log line that already carries the code does not get it twice.
     cat.execute("INSERT INTO Log (LogId, JobId, Time, LogText) VALUES (100, 20, "
@@ -433,7 +433,7 @@ def test_bacula15_status_info_and_virtual_full(make_catalog: Any, engine: str) -
                 "SchedTime, JobTDate, StatusInfo) VALUES (20, 'g20', 'BackupGamma', 'B', 'F', "
                 "3, 'f', 1, '2026-03-20 00:00:00', 1773964800, '[DE0029]')")
     poll(poller)
-    gamma = poller.state.series[("gamma-fd", "BackupGamma", "full")]
+    gamma = poller.model.series[("gamma-fd", "BackupGamma", "full")]
     assert gamma.reason == "gamma-fd JobId 20: Fatal error: [DE0029] Unable to connect to Client"
     assert recorder.jobs == [20]
     event = job_result_event(recorder.finished[20])
@@ -452,27 +452,27 @@ def test_copy_rows_settle_before_they_count(
     poller = CatalogPoller(cat.config(), recorder)
     poll(poller)
     key = ("alpha-fd", "BackupAlpha", "incremental")
-    runs = poller.state.series[key].runs
+    runs = poller.model.series[key].runs
     # The Director's copy row of job 3, before it rewrites the row to Type C.
     cat.execute("INSERT INTO Job (JobId, Job, Name, Type, Level, ClientId, JobStatus, SchedTime, "
                 "JobTDate, PriorJobId) VALUES (40, 'c40', 'BackupAlpha', 'B', 'I', 1, 'T', "
                 "'2026-03-10 00:00:00', 1999999999, 3)")
     poll(poller)
-    assert poller.state.series[key].runs == runs and recorder.jobs == []
+    assert poller.model.series[key].runs == runs and recorder.jobs == []
     assert recorder.checkpoints[-1] == 13  # 40 is not handed over while it may still change
     cat.execute("UPDATE Job SET Type = 'C', JobTDate = 1772557320 WHERE JobId = 40")
     poll(poller)
-    series = poller.state.series[key]
+    series = poller.model.series[key]
     assert series.runs == runs and series.last_copy == 1772557320 and recorder.jobs == [40]
     # A migration's new row stays Type B: after the settling time it counts as a backup.
     cat.execute("INSERT INTO Job (JobId, Job, Name, Type, Level, ClientId, JobStatus, SchedTime, "
                 "JobTDate, PriorJobId) VALUES (41, 'm41', 'BackupAlpha', 'B', 'I', 1, 'T', "
                 "'2026-03-10 00:00:00', 1772557400, 2)")
     poll(poller)
-    assert poller.state.series[key].runs == runs
+    assert poller.model.series[key].runs == runs
     time.sleep(1.1)
     poll(poller)
-    assert poller.state.series[key].runs == runs + 1 and recorder.jobs == [40, 41]
+    assert poller.model.series[key].runs == runs + 1 and recorder.jobs == [40, 41]
     poller.close()
 
 
@@ -485,7 +485,7 @@ def test_virtual_full_settles_on_its_sources_time(make_catalog: Any, engine: str
     poller = CatalogPoller(cat.config(), recorder)
     poll(poller)
     key = ("alpha-fd", "BackupAlpha", "full")
-    before = poller.state.series[key].last_success
+    before = poller.model.series[key].last_success
     # As update_job_end leaves it: T, its own end in RealEndTime and JobTDate (2026-03-10
     # 00:00:10 in New York is 1773115210).
     cat.execute("INSERT INTO Job (JobId, Job, Name, Type, Level, ClientId, JobStatus, SchedTime, "
@@ -494,12 +494,12 @@ def test_virtual_full_settles_on_its_sources_time(make_catalog: Any, engine: str
                 "'2026-03-10 00:00:00', '2026-03-10 00:00:10', '2026-03-10 00:00:00', "
                 "'2026-03-10 00:00:10', 1773115210, 1)")
     poll(poller)
-    assert poller.state.series[key].last_success == before and recorder.jobs == []
+    assert poller.model.series[key].last_success == before and recorder.jobs == []
     # The next statement gives it the newest consolidated job's times (job 4's JobTDate).
     cat.execute("UPDATE Job SET StartTime = '2026-03-08 01:30:00', "
                 "EndTime = '2026-03-08 03:30:00', JobTDate = 1772955000 WHERE JobId = 40")
     poll(poller)
-    last = poller.state.series[key].last_success
+    last = poller.model.series[key].last_success
     assert last is not None and (last.job_id, last.time, last.virtual_full) == (40, 1772955000,
                                                                                 True)
     assert last.duration == 10  # its own run, not its sources'
@@ -515,7 +515,7 @@ def test_sqlite_catalog_replaced_removed_and_back(make_catalog: Any, tmp_path: P
     poller = CatalogPoller(cat.config())
     poll(poller)
     beta = ("beta-fd", "BackupBeta", "full")
-    assert beta in poller.state.series
+    assert beta in poller.model.series
     # A restore from a dump: a new file, written aside, moved over the old one. It lacks
     # BackupBeta's rows and has a newer full of BackupAlpha, JobIds below the watermark.
     dump = tmp_path / "restored.db"
@@ -526,7 +526,7 @@ def test_sqlite_catalog_replaced_removed_and_back(make_catalog: Any, tmp_path: P
         conn.commit()
     os.replace(dump, path)
     found = poll(poller)
-    assert poller.up and beta not in poller.state.series
+    assert poller.up and beta not in poller.model.series
     assert value(found, "bacula_job_last_success_timestamp_seconds", catalog=cat.config().name,
                  client="alpha-fd", job="BackupAlpha", level="full") == 1780000000
     # Moved away: down at the next poll, with the path in the error; the series stay.
@@ -534,7 +534,7 @@ def test_sqlite_catalog_replaced_removed_and_back(make_catalog: Any, tmp_path: P
     os.rename(path, moved)
     poller.maybe_poll(0, wait=10)
     assert not poller.up and str(path) in poller.error and "gone" in poller.error
-    assert ("alpha-fd", "BackupAlpha", "full") in poller.state.series
+    assert ("alpha-fd", "BackupAlpha", "full") in poller.model.series
     # Still gone when it reconnects: the error still names the path.
     time.sleep(1.1)  # the backoff after the first failure
     poller.maybe_poll(0, wait=10)

@@ -27,14 +27,14 @@ def test_demo_shows_the_intended_mix(tmp_path: Path, now: float) -> None:
     poller.maybe_poll(0, wait=30)
     assert poller.up, poller.error
     rows, _ = overview([poller], sla_max_age(SlaConfig()), now)
-    trouble = {(r.state.label, r.client, r.job, r.level) for r in rows if r.state.value}
+    trouble = {(r.standing.label, r.client, r.job, r.level) for r in rows if r.standing.value}
     assert trouble == {
         ("late", "mail01-fd", "Backup-mail01", "full"),  # stopped nine days ago
         ("late", "mail01-fd", "Backup-mail01", "incremental"),
         ("failing", "web02-fd", "Backup-web02", "full"),  # an extra full failed tonight
         ("never", "laptop07-fd", "Backup-laptop07", "full"),
     }
-    assert sum(1 for r in rows if not r.state.value) >= 8
+    assert sum(1 for r in rows if not r.standing.value) >= 8
     running = [(r.client, r.job) for r in rows if r.running_since is not None]
     assert running == [("db01-fd", "Backup-db01-hourly")]
     poller.close()

@@ -289,7 +289,7 @@ def test_absurd_rows(make_catalog: Callable[..., Catalog], engine: str) -> None:
         absurd = {k: v for k, v in found.items() if ("job", "BackupAbsurd") in k[1]}
         report[f"{phase} BackupAbsurd"] = {k[0]: v for k, v in absurd.items()}
         assert all(v >= 0 for k, v in absurd.items() if k[0] in COUNTERS), absurd
-        reasons = [s.failure_reason for s in poller.state.series.values()]
+        reasons = [s.failure_reason for s in poller.model.series.values()]
         assert max(len(r) for r in reasons) <= 300
     huge = events.get(63)
     report["event log bytes of the huge-Log job"] = sum(len(x) for x in huge.log) if huge else None
@@ -356,7 +356,7 @@ def test_poll_failing_at_its_end_keeps_the_finished_jobs(
         poller.maybe_poll(0, wait=10)
     assert not poller.up
     poll_until_up(poller)
-    assert poller.state.series[("fault-fd", "BackupFault", "full")].runs == 1
+    assert poller.model.series[("fault-fd", "BackupFault", "full")].runs == 1
     assert handed == [100]
     poller.close()
 
@@ -449,7 +449,7 @@ def test_cold_start_failing_half_way_is_redone(
     cat.conn.commit()
     reference = CatalogPoller(cat.config())
     reference.maybe_poll(0, wait=10)
-    assert reference.up and reference.state.series
+    assert reference.up and reference.model.series
 
     query = engines.SQLiteSession.query
 

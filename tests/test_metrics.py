@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 
 from exporter.catalog.codes import StatusClass
-from exporter.catalog.model import CatalogState, Client, JobRecord, Pool, Run, Series
+from exporter.catalog.model import CatalogModel, Client, JobRecord, Pool, Run, Series
 from exporter.exposition.metrics import (
     HEALTH_FAMILIES,
     STATE_FAMILIES,
@@ -22,9 +22,9 @@ from tests.promtext import samples
 GOLDEN = Path(__file__).parent / "golden" / "exposition.prom"
 
 
-def hand_state() -> CatalogState:
+def hand_state() -> CatalogModel:
     """A small state built field by field, covering every state family."""
-    s = CatalogState()
+    s = CatalogModel()
     s.clients = {1: Client("web01-fd", "9.6.7"), 2: Client('we"ird\\fd', "x\ny")}
     s.series[("web01-fd", "Backup-web01", "full")] = Series(
         last_run=Run(10, 1790000000.0, StatusClass.ERROR, 0, 0, 5.0),

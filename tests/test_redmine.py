@@ -22,10 +22,11 @@ from fastapi.testclient import TestClient
 
 from exporter.catalog.codes import StatusClass
 from exporter.demo import DEMO_ZONE, write_demo_catalog
-from exporter.tickets.bridge import Bridge, router
+from exporter.tickets.bridge import Bridge
 from exporter.tickets.config import AlertmanagerConfig, RedmineSinkConfig, RetryConfig
 from exporter.tickets.events import group_identity, job_result_event
 from exporter.tickets.outbox import Outbox, Route
+from exporter.tickets.receiver import router
 from exporter.tickets.sinks.base import accepts
 from exporter.tickets.sinks.redmine import redmine_sink
 from exporter.tickets.sinks.tickets import ACK_NOTE

@@ -12,22 +12,20 @@ from pydantic import ValidationError
 
 from exporter.core.durations import parse_duration
 from exporter.exposition.sla import (
-    FAMILIES,
     Defaults,
     Match,
     MaxAge,
     Policy,
     QuietHours,
-    Sample,
     SlaConfig,
     effective,
     match_policy,
     quiet_hours_active,
     restore_window,
-    sla_samples,
     specificity,
     unknown_catalogs,
 )
+from exporter.exposition.sla_samples import FAMILIES, Sample, sla_samples
 
 ROOT = Path(__file__).resolve().parent.parent
 H = 3600.0

@@ -7,7 +7,7 @@ import pytest
 
 from exporter.config import ConfigError, parse_config
 from exporter.demo import DEMO_ZONE, write_demo_catalog
-from exporter.service.overview import State, overview
+from exporter.service.overview import Standing, overview
 from exporter.service.runner import Exporter
 from tests.promtext import samples, value
 
@@ -48,7 +48,7 @@ def test_policies_become_metrics_and_status(tmp_path: Path) -> None:
                  job="Backup-web03") == 1
     rows, _ = overview(exporter.pollers, exporter.max_age, time.time(),
                        [("demo", "web03-fd", "Backup-web03")])
-    never = {(r.client, r.job) for r in rows if r.state is State.NEVER}
+    never = {(r.client, r.job) for r in rows if r.standing is Standing.NEVER}
     assert ("web03-fd", "Backup-web03") in never
     exporter.stop()
 

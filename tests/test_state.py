@@ -3,7 +3,7 @@
 import pytest
 
 from exporter.catalog.codes import StatusClass, classify, level_name
-from exporter.catalog.model import Aggregate, CatalogState, Client, JobRecord
+from exporter.catalog.model import Aggregate, CatalogModel, Client, JobRecord
 
 
 def rec(job_id: int, status: str = "T", *, level: str = "F", type_: str = "B", errors: int = 0,
@@ -15,9 +15,9 @@ def rec(job_id: int, status: str = "T", *, level: str = "F", type_: str = "B", e
                      start_time=float(job_id), end_time=float(job_id + 10))
 
 
-def state() -> CatalogState:
+def state() -> CatalogModel:
     """A state that knows client 1."""
-    s = CatalogState()
+    s = CatalogModel()
     s.set_clients({1: Client("c1", "u")})
     return s
 
@@ -73,7 +73,7 @@ def test_warning_counts_as_success_unless_configured() -> None:
     s = state()
     s.apply([rec(1, errors=1)])
     assert s.series[("c1", "J", "full")].last_success is not None
-    strict = CatalogState(warning_is_success=False)
+    strict = CatalogModel(warning_is_success=False)
     strict.set_clients({1: Client("c1", "u")})
     strict.apply([rec(1, errors=1)])
     assert strict.series[("c1", "J", "full")].last_success is None

@@ -13,7 +13,13 @@ import httpx
 import pytest
 
 from exporter.catalog.builder import CatalogBuilder
-from exporter.service.overview import CatalogHealth, Row, State, human_age, level_of_trouble
+from exporter.service.overview import (
+    CatalogHealth,
+    Standing,
+    StatusRow,
+    human_age,
+    level_of_trouble,
+)
 from exporter.web.page import render_page
 from tests.conftest import IN_CI
 
@@ -22,15 +28,15 @@ OUTPUT = ROOT / "test-output"
 NOW = 1_800_000_000.0
 
 
-def row(client: str, state: State, **kw: object) -> Row:
+def row(client: str, state: Standing, **kw: object) -> StatusRow:
     """A row with defaults."""
     base: dict[str, object] = dict(
-        catalog="main", client=client, job="Backup", level="full", state=state,
+        catalog="main", client=client, job="Backup", level="full", standing=state,
         last_success=NOW - 3600, max_age=7 * 86400.0, last_status="ok", last_failure=None,
         reason="", running_since=None, bytes=1,
     )
     base.update(kw)
-    return Row(**base)  # type: ignore[arg-type]
+    return StatusRow(**base)  # type: ignore[arg-type]
 
 
 def test_human_age() -> None:
@@ -42,21 +48,21 @@ def test_human_age() -> None:
 def test_check_levels_follow_the_plugin_conventions() -> None:
     """0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, one line with perfdata."""
     up = [CatalogHealth("main", True, "", "bacula", 16)]
-    code, line = level_of_trouble([row("a", State.OK)], up)
+    code, line = level_of_trouble([row("a", Standing.OK)], up)
     assert code == 0 and line.startswith("BACULA OK") and "| ok=1 failing=0" in line
-    code, line = level_of_trouble([row("a", State.OK), row("b", State.FAILING,
+    code, line = level_of_trouble([row("a", Standing.OK), row("b", Standing.FAILING,
                                                           last_status="error")], up)
     assert code == 1 and "b/Backup/full last run error" in line
-    code, line = level_of_trouble([row("c", State.LATE), row("d", State.NEVER)], up)
+    code, line = level_of_trouble([row("c", Standing.LATE), row("d", Standing.NEVER)], up)
     assert code == 2 and "2 out of SLA" in line and "late=1 never=1" in line
     down = [CatalogHealth("main", False, "cannot connect: refused", "", 0)]
-    code, line = level_of_trouble([row("a", State.OK)], down)
+    code, line = level_of_trouble([row("a", Standing.OK)], down)
     assert code == 3 and "cannot connect: refused" in line
 
 
 def test_page_escapes_catalog_text() -> None:
     """A hostile client name or log line is shown as text, never run."""
-    rows = [row("<script>alert(1)</script>", State.FAILING, reason='"><img src=x onerror=y>')]
+    rows = [row("<script>alert(1)</script>", Standing.FAILING, reason='"><img src=x onerror=y>')]
     page = render_page(rows, [CatalogHealth("main", True, "", "bacula", 16)], nonce="n0nce",
                        now=NOW)
     assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)" in page

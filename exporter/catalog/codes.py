@@ -41,7 +41,7 @@ FINISHED_CODES = "".join(c for c, k in _STATUS.items() if k in FINISHED)
 ACTIVE_CODES = "".join(c for c, k in _STATUS.items() if k in ACTIVE)
 SUCCESS_CODES = "TW"
 
-LEVELS: dict[str, str] = {
+LEVEL_NAMES: dict[str, str] = {
     "F": "full",
     "f": "full",  # Virtual Full: counts as a full (the finished row usually says 'F' anyway)
     "I": "incremental",
@@ -60,7 +60,6 @@ LEVELS: dict[str, str] = {
 BACKUP = "B"
 COPY = "C"
 RESTORE = "R"
-READ_TYPES = (BACKUP, COPY, RESTORE)
 
 
 def classify(status: str, errors: int) -> StatusClass | None:
@@ -79,4 +78,4 @@ def is_success(cls: StatusClass, warning_is_success: bool = True) -> bool:
 
 def level_name(code: str) -> str | None:
     """Return the lowercase level label for a Level code, or None when unknown."""
-    return LEVELS.get(code)
+    return LEVEL_NAMES.get(code)

@@ -87,7 +87,6 @@ _STATUS: Columns = [("JobStatus", CODE), ("JobStatusLong", TEXT), ("Severity", I
 _VERSION: Columns = [("VersionId", INT)]
 
 BACULA_VERSIONS = (16, 1022, 1024, 1026)
-BAREOS_VERSIONS = (2171, 2192, 2210, 2230, 2240, 2250)
 
 # (code, long text, severity) as the Status table of Bacula 9.6 holds them.
 STATUS_ROWS_96: list[tuple[str, str, int | None]] = [

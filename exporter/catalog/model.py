@@ -151,7 +151,7 @@ Key = tuple[str, str, str]  # client, job, level
 
 
 @dataclass
-class CatalogState:
+class CatalogModel:
     """The exporter's view of one catalog, updated from batches of JobRecords."""
 
     warning_is_success: bool = True
@@ -197,7 +197,7 @@ class CatalogState:
             client = self.clients.get(agg.client_id)
             level = level_name(agg.level)
             if cls is None or client is None or level is None:
-                self.skip(_reason(cls, client, level), agg.count)
+                self.skip(_reason(cls, level), agg.count)
                 continue
             if cls not in FINISHED:
                 continue
@@ -227,7 +227,7 @@ class CatalogState:
             level = level_name(rec.level)
             client = self.clients.get(rec.client_id)
             if cls is None or level is None:
-                self.skip(_reason(cls, client, level))
+                self.skip(_reason(cls, level))
                 self.active.pop(rec.job_id, None)
                 continue
             if cls in ACTIVE:
@@ -309,7 +309,7 @@ def pick_reason(log: Iterable[str]) -> str:
     return lines[-1][:300] if lines else ""
 
 
-def _reason(cls: StatusClass | None, client: Client | None, level: str | None) -> str:
+def _reason(cls: StatusClass | None, level: str | None) -> str:
     """Name why a row was skipped, for the skipped-rows counter."""
     if cls is None:
         return "unknown_status"

@@ -10,15 +10,10 @@ from datetime import UTC, datetime
 from prometheus_client import REGISTRY, generate_latest
 
 from exporter import __version__
-from exporter.catalog.model import CatalogState
-from exporter.exposition.sla import FAMILIES as SLA_FAMILIES
-from exporter.exposition.sla import (
-    QuietHours,
-    SlaConfig,
-    effective,
-    quiet_hours_active,
-    sla_samples,
-)
+from exporter.catalog.model import CatalogModel
+from exporter.exposition.sla import QuietHours, SlaConfig, effective, quiet_hours_active
+from exporter.exposition.sla_samples import FAMILIES as SLA_FAMILIES
+from exporter.exposition.sla_samples import sla_samples
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -110,8 +105,7 @@ def number(value: float) -> str:
     """Format a sample value the shortest exact way."""
     if isinstance(value, int):
         return str(value)
-    exact = isinstance(value, int) or (math.isfinite(value) and value.is_integer())
-    if exact and abs(value) < 2**53:
+    if math.isfinite(value) and value.is_integer() and abs(value) < 2**53:
         return str(int(value))
     return repr(float(value))
 
@@ -121,7 +115,7 @@ def labels(**pairs: str) -> str:
     return ",".join(f'{k}="{escape(v)}"' for k, v in pairs.items())
 
 
-def render_state(catalog: str, state: CatalogState) -> Lines:
+def render_state(catalog: str, state: CatalogModel) -> Lines:
     """Render the sample lines of one catalog's state, by family name."""
     out: Lines = {name: [] for name in STATE_FAMILIES}
     cat = f'catalog="{escape(catalog)}"'
@@ -191,7 +185,7 @@ def render_state(catalog: str, state: CatalogState) -> Lines:
 Quiet = list[tuple[str, Sequence[QuietHours]]]
 
 
-def render_sla(catalog: str, state: CatalogState, sla: SlaConfig) -> tuple[Lines, Quiet]:
+def render_sla(catalog: str, state: CatalogModel, sla: SlaConfig) -> tuple[Lines, Quiet]:
     """Render the SLA limits of every job the catalog has (or a policy expects) in it."""
     seen = {(catalog, *key) for key in dict(state.series)} | {
         (catalog, *key) for key in state.running()

@@ -1,22 +1,7 @@
 """SLA policies: how old a backup may get, copy lag, run time, quiet hours; pure logic, no I/O.
 
-The exporter turns the policies into the `bacula_sla_*` samples below, and the rules in `alerts/`
-compare the catalog's metrics against them:
-
-- `bacula_sla_max_age_seconds{catalog,client,job,level}`: the maximum age of the last successful
-  backup at that level. Exported for every (catalog, client, job, level) the catalog has seen and
-  whose policy (or the defaults) sets a limit for that level.
-- `bacula_sla_max_copy_lag_seconds{catalog,client,job}`: how far the newest offsite copy may lag
-  behind the newest backup (`last_success - last_copy`). Only jobs whose policy sets it need copies.
-- `bacula_sla_max_runtime_seconds{catalog,client,job}`: how long one run may take, waiting included.
-- `bacula_sla_quiet_hours_active{catalog,client,job}`: 1 while now is inside one of the policy's
-  quiet hours, 0 outside; absent for jobs without quiet hours.
-- `bacula_sla_expected_job{catalog,client,job}`: 1 for every job a policy expects, seen or not, so
-  that a job which never ran can alert.
-- `bacula_sla_retention_seconds{catalog,client,job}`: how far back the customer is promised a
-  restore (`retention`); compared with the oldest restore point. Only jobs with a promise.
-- `bacula_sla_encryption_required{catalog,client,job}`: 1 for jobs whose policy sets
-  `require_encryption: true`; absent for the others.
+The policies become the `bacula_sla_*` samples (sla_samples.py), and the rules in `alerts/`
+compare the catalog's metrics against them.
 
 Which policy applies to a job: among the policies whose `match` globs all match, the most specific
 wins; see `specificity`. Every setting a winning policy leaves unset comes from `defaults`, never
@@ -36,30 +21,11 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 from exporter.core.durations import parse_duration
 from exporter.core.settings import Strict, Zone
 
-LEVELS = ("full", "incremental", "differential")
+SLA_LEVELS = ("full", "incremental", "differential")
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _FULL_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _GLOB = re.compile(r"\[[^\]]*\]|[*?]")
-
-# name, type, help: the families the exporter renders from `sla_samples`.
-FAMILIES: tuple[tuple[str, str, str], ...] = (
-    ("bacula_sla_max_age_seconds", "gauge",
-     "Maximum age of the last successful backup at this level allowed by the SLA policy."),
-    ("bacula_sla_max_copy_lag_seconds", "gauge",
-     "Maximum lag of the newest copy behind the newest backup allowed by the SLA policy."),
-    ("bacula_sla_max_runtime_seconds", "gauge",
-     "Maximum run time of one backup run, waiting included, allowed by the SLA policy."),
-    ("bacula_sla_quiet_hours_active", "gauge",
-     "1 while the SLA policy's quiet hours (no backups wanted) are in force, else 0."),
-    ("bacula_sla_expected_job", "gauge",
-     "1 for every job an SLA policy expects, whether or not it has ever run."),
-    ("bacula_sla_retention_seconds", "gauge",
-     "How far back restores are promised by the SLA policy (oldest restore point's minimum age)."),
-    ("bacula_sla_encryption_required", "gauge",
-     "1 for every job whose SLA policy requires its backups to be encrypted."),
-)
-
 
 def _limit(value: object) -> float | None:
     """Parse a limit: a duration > 0, "off" for none (so a policy can lift a default), or None."""
@@ -121,7 +87,7 @@ Limit = Annotated[float | None, BeforeValidator(_limit)]
 Clock = Annotated[int, BeforeValidator(_clock)]
 Days = Annotated[list[Day], BeforeValidator(_days)]
 Glob = Annotated[str, Field(min_length=1)]
-Name = Annotated[str, Field(min_length=1, max_length=128)]
+LiteralName = Annotated[str, Field(min_length=1, max_length=128)]
 
 
 class Match(Strict):
@@ -163,7 +129,7 @@ class MaxAge(Strict):
 
     def get(self, level: str) -> float | None:
         """Return the limit of a level, None when unset (or the level has no field)."""
-        value = getattr(self, level, None) if level in LEVELS else None
+        value = getattr(self, level, None) if level in SLA_LEVELS else None
         return value if isinstance(value, float) else None
 
 
@@ -201,9 +167,9 @@ class QuietHours(Strict):
 class ExpectedJob(Strict):
     """A job that must exist: exported even when the catalog has never seen it."""
 
-    catalog: Name | None = None  # None: the policy's match.catalog, which must then be literal
-    client: Name
-    job: Name
+    catalog: LiteralName | None = None  # None: match.catalog, then literal
+    client: LiteralName
+    job: LiteralName
 
     @field_validator("catalog", "client", "job")
     @classmethod
@@ -247,7 +213,7 @@ class Defaults(Settings):
 class Policy(Settings):
     """An SLA agreed for the jobs its `match` covers."""
 
-    name: Name | None = None
+    name: LiteralName | None = None
     match: Match = Match()
     expected_jobs: list[ExpectedJob] = Field(default_factory=list)
 
@@ -325,7 +291,7 @@ def effective(
         return None if value is None or math.isinf(value) else value
 
     if policy is None:
-        return Effective(None, {lv: pick(None, defaults.max_age.get(lv)) for lv in LEVELS},
+        return Effective(None, {lv: pick(None, defaults.max_age.get(lv)) for lv in SLA_LEVELS},
                          pick(None, defaults.max_copy_lag), pick(None, defaults.max_runtime),
                          defaults.quiet_hours or [], pick(None, defaults.retention),
                          bool(defaults.require_encryption))
@@ -334,7 +300,7 @@ def effective(
                else defaults.require_encryption)
     return Effective(
         policy,
-        {lv: pick(policy.max_age.get(lv), defaults.max_age.get(lv)) for lv in LEVELS},
+        {lv: pick(policy.max_age.get(lv), defaults.max_age.get(lv)) for lv in SLA_LEVELS},
         pick(policy.max_copy_lag, defaults.max_copy_lag),
         pick(policy.max_runtime, defaults.max_runtime),
         quiet or [],
@@ -364,59 +330,6 @@ def restore_window(sla: SlaConfig, margin: float = 86400.0) -> float | None:
         window = own + cycle + margin
         longest = window if longest is None else max(longest, window)
     return longest
-
-
-class Sample(NamedTuple):
-    """One sample of an SLA family."""
-
-    name: str
-    labels: dict[str, str]
-    value: float
-
-
-def sla_samples(
-    policies: Sequence[Policy],
-    defaults: Defaults,
-    seen: Iterable[tuple[str, str, str, str]],
-    now_utc: datetime,
-) -> list[Sample]:
-    """Return the bacula_sla_* samples for the (catalog, client, job, level) keys seen.
-
-    Expected jobs are added whether seen or not; max age is per level, and only for the levels
-    seen (levels outside full/incremental/differential have no limit). Samples are sorted by
-    family, then labels, so the exposition is stable.
-    """
-    levels: dict[tuple[str, str, str], set[str]] = {}
-    for catalog, client, job, level in seen:
-        levels.setdefault((catalog, client, job), set()).add(level)
-    expected = {key for policy in policies for key in policy.expected()}
-    for key in expected:
-        levels.setdefault(key, set())
-
-    out: list[Sample] = []
-    for (catalog, client, job), seen_levels in sorted(levels.items()):
-        sla = effective(policies, defaults, catalog, client, job)
-        base = {"catalog": catalog, "client": client, "job": job}
-        for level in sorted(seen_levels):
-            limit = sla.max_age.get(level)
-            if limit is not None:
-                out.append(Sample("bacula_sla_max_age_seconds", {**base, "level": level}, limit))
-        if sla.max_copy_lag is not None:
-            out.append(Sample("bacula_sla_max_copy_lag_seconds", base, sla.max_copy_lag))
-        if sla.max_runtime is not None:
-            out.append(Sample("bacula_sla_max_runtime_seconds", base, sla.max_runtime))
-        if sla.quiet_hours:
-            active = quiet_hours_active(sla.quiet_hours, now_utc)
-            out.append(Sample("bacula_sla_quiet_hours_active", base, 1.0 if active else 0.0))
-        if (catalog, client, job) in expected:
-            out.append(Sample("bacula_sla_expected_job", base, 1.0))
-        if sla.retention is not None:
-            out.append(Sample("bacula_sla_retention_seconds", base, sla.retention))
-        if sla.require_encryption:
-            out.append(Sample("bacula_sla_encryption_required", base, 1.0))
-    order = {name: i for i, (name, _, _) in enumerate(FAMILIES)}
-    out.sort(key=lambda s: (order[s.name], sorted(s.labels.items())))
-    return out
 
 
 def unknown_catalogs(sla: SlaConfig, catalogs: Iterable[str]) -> list[str]:

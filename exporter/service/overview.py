@@ -10,10 +10,10 @@ from exporter.exposition.sla import SlaConfig, effective
 from exporter.service.poller import CatalogPoller
 
 # (catalog, client, job, level) -> the SLA's maximum age in seconds, or None for no limit.
-MaxAge = Callable[[str, str, str, str], float | None]
+AgeLimit = Callable[[str, str, str, str], float | None]
 
 
-class State(IntEnum):
+class Standing(IntEnum):
     """How a job stands, in rising order of trouble (sorting and exit codes rely on it)."""
 
     OK = 0
@@ -28,14 +28,14 @@ class State(IntEnum):
 
 
 @dataclass(frozen=True)
-class Row:
+class StatusRow:
     """One client, job and level of one catalog."""
 
     catalog: str
     client: str
     job: str
     level: str
-    state: State
+    standing: Standing
     last_success: float | None
     max_age: float | None
     last_status: str  # status class of the last finished run, "" when none
@@ -62,42 +62,42 @@ class CatalogHealth:
 
 
 def overview(
-    pollers: Iterable[CatalogPoller], max_age: MaxAge, now: float,
+    pollers: Iterable[CatalogPoller], max_age: AgeLimit, now: float,
     expected: Iterable[tuple[str, str, str]] = (),
-) -> tuple[list[Row], list[CatalogHealth]]:
+) -> tuple[list[StatusRow], list[CatalogHealth]]:
     """Build the rows of every catalog, worst first, and the health of each catalog."""
     wanted = set(expected)
-    rows: list[Row] = []
+    rows: list[StatusRow] = []
     health: list[CatalogHealth] = []
     for poller in pollers:
-        name, state = poller.cfg.name, poller.state
+        name, model = poller.cfg.name, poller.model
         info = poller.info
         health.append(CatalogHealth(name, poller.up, poller.error,
                                     info.product if info else "", info.version if info else 0))
-        running = state.running()
+        running = model.running()
         seen_clients = set()
-        seen_jobs = {(name, client, job) for client, job, _ in dict(state.series)}
+        seen_jobs = {(name, client, job) for client, job, _ in dict(model.series)}
         for catalog, client, job in sorted(wanted - seen_jobs):
             if catalog == name:
                 seen_clients.add(client)
-                rows.append(Row(name, client, job, "", State.NEVER, None, None, "", None,
+                rows.append(StatusRow(name, client, job, "", Standing.NEVER, None, None, "", None,
                                 "expected by an SLA policy; it never ran", None, 0))
-        # dict() copies in one step under the GIL: safe while the poll thread updates the state.
-        for (client, job, level), s in dict(state.series).items():
+        # dict() copies in one step under the GIL: safe while the poll thread updates the model.
+        for (client, job, level), s in dict(model.series).items():
             seen_clients.add(client)
             limit = max_age(name, client, job, level)
             ok = s.last_success
             last = s.last_run
             if ok is None:
-                verdict = State.NEVER
+                verdict = Standing.NEVER
             elif limit is not None and now - ok.time > limit:
-                verdict = State.LATE
+                verdict = Standing.LATE
             elif last is not None and last.status in FAILED:
-                verdict = State.FAILING
+                verdict = Standing.FAILING
             else:
-                verdict = State.OK
-            rows.append(Row(
-                catalog=name, client=client, job=job, level=level, state=verdict,
+                verdict = Standing.OK
+            rows.append(StatusRow(
+                catalog=name, client=client, job=job, level=level, standing=verdict,
                 last_success=ok.time if ok else None, max_age=limit,
                 last_status=last.status.value if last else "",
                 last_failure=s.last_failure.time if s.last_failure else None,
@@ -105,16 +105,16 @@ def overview(
                 bytes=ok.bytes if ok else 0, virtual_full=bool(ok and ok.virtual_full),
             ))
         for (client, job, level), since in running.items():
-            if (client, job, level) not in state.series:
+            if (client, job, level) not in model.series:
                 seen_clients.add(client)
-                rows.append(Row(name, client, job, level, State.NEVER, None,
+                rows.append(StatusRow(name, client, job, level, Standing.NEVER, None,
                                 max_age(name, client, job, level), "", None, "", since, 0))
-        for info_ in list(state.clients.values()):
+        for info_ in list(model.clients.values()):
             if info_.name not in seen_clients:
                 # A registered client that never ran a backup: the case nobody else alerts on.
-                rows.append(Row(name, info_.name, "", "", State.NEVER, None, None, "", None,
-                                "no backup job has run for this client", None, 0))
-    rows.sort(key=lambda r: (-r.state, r.catalog, r.client, r.job, r.level))
+                rows.append(StatusRow(name, info_.name, "", "", Standing.NEVER, None, None, "",
+                                      None, "no backup job has run for this client", None, 0))
+    rows.sort(key=lambda r: (-r.standing, r.catalog, r.client, r.job, r.level))
     return rows, health
 
 
@@ -130,32 +130,32 @@ def human_age(seconds: float | None) -> str:
     return f"{s // 60}m" if s >= 60 else f"{s}s"
 
 
-def problems(rows: Iterable[Row]) -> dict[State, int]:
-    """Count rows by state."""
-    counts = dict.fromkeys(State, 0)
+def problems(rows: Iterable[StatusRow]) -> dict[Standing, int]:
+    """Count rows by standing."""
+    counts = dict.fromkeys(Standing, 0)
     for row in rows:
-        counts[row.state] += 1
+        counts[row.standing] += 1
     return counts
 
 
-def level_of_trouble(rows: list[Row], health: list[CatalogHealth]) -> tuple[int, str]:
+def level_of_trouble(rows: list[StatusRow], health: list[CatalogHealth]) -> tuple[int, str]:
     """Return a Nagios/Icinga exit code and its one-line message with perfdata."""
     counts = problems(rows)
     running = sum(1 for r in rows if r.running_since is not None)
-    perf = (f"ok={counts[State.OK]} failing={counts[State.FAILING]} late={counts[State.LATE]} "
-            f"never={counts[State.NEVER]} running={running}")
+    perf = (f"ok={counts[Standing.OK]} failing={counts[Standing.FAILING]} "
+            f"late={counts[Standing.LATE]} never={counts[Standing.NEVER]} running={running}")
     down = [h for h in health if not h.up]
     if down:
         names = ", ".join(f"{h.name} ({h.error})" for h in down)
         return 3, f"BACULA UNKNOWN - catalog unreachable: {names} | {perf}"
-    worst = [r for r in rows if r.state >= State.LATE]
+    worst = [r for r in rows if r.standing >= Standing.LATE]
     if worst:
         shown = "; ".join(
-            f"{r.client}/{r.job or '-'}/{r.level or '-'} {r.state.label}" for r in worst[:5]
+            f"{r.client}/{r.job or '-'}/{r.level or '-'} {r.standing.label}" for r in worst[:5]
         )
         more = f" and {len(worst) - 5} more" if len(worst) > 5 else ""
         return 2, f"BACULA CRITICAL - {len(worst)} out of SLA: {shown}{more} | {perf}"
-    failing = [r for r in rows if r.state is State.FAILING]
+    failing = [r for r in rows if r.standing is Standing.FAILING]
     if failing:
         shown = "; ".join(f"{r.client}/{r.job}/{r.level} last run {r.last_status}"
                           for r in failing[:5])
@@ -163,7 +163,7 @@ def level_of_trouble(rows: list[Row], health: list[CatalogHealth]) -> tuple[int,
     return 0, f"BACULA OK - {len(rows)} jobs within SLA | {perf}"
 
 
-def sla_max_age(sla: SlaConfig) -> MaxAge:
+def sla_max_age(sla: SlaConfig) -> AgeLimit:
     """Return the max-age lookup of the SLA policies (policy matching cached per job)."""
 
     @lru_cache(maxsize=65536)

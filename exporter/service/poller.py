@@ -12,8 +12,9 @@ import pymysql
 
 from exporter.catalog.config import CatalogConfig
 from exporter.catalog.engines import CatalogError, CatalogReplacedError, Session, connect
-from exporter.catalog.model import CatalogState, FinishedJob
-from exporter.catalog.reader import CatalogInfo, Reader, detect
+from exporter.catalog.model import CatalogModel, FinishedJob
+from exporter.catalog.reader import Reader
+from exporter.catalog.rows import CatalogInfo, detect
 from exporter.core.db import scrub
 from exporter.exposition.metrics import Health, Lines, Quiet, render_sla, render_state
 from exporter.exposition.sla import SlaConfig, restore_window
@@ -34,7 +35,7 @@ Resume = Callable[[str], int | None]
 
 
 class CatalogPoller:
-    """Keeps one catalog's state current; failures become metrics and backoff, never crashes."""
+    """Keeps one catalog's model current; failures become metrics and backoff, never crashes."""
 
     def __init__(
         self, cfg: CatalogConfig, listener: Listener | None = None,
@@ -59,7 +60,7 @@ class CatalogPoller:
         self._undelivered: list[FinishedJob] = []
         self._history: list[int] = []
         self._catch_up_to: int | None = None  # a catch-up is owed up to this JobId
-        self.state = CatalogState(warning_is_success=self.cfg.warning_is_success)
+        self.model = CatalogModel(warning_is_success=self.cfg.warning_is_success)
         self.reader = Reader(self.cfg.zone)
         self.up = False
         self.error = ""
@@ -121,14 +122,14 @@ class CatalogPoller:
             self._hand_over()
         finally:
             self.last_duration = time.monotonic() - started
-            if self.state.generation != self._rendered_generation:
-                # Render here, under the poll lock, so a scrape never sees a half-updated state.
-                rendered = render_state(self.cfg.name, self.state)
+            if self.model.generation != self._rendered_generation:
+                # Render here, under the poll lock, so a scrape never sees a half-updated model.
+                rendered = render_state(self.cfg.name, self.model)
                 if self.sla is not None:
-                    limits, self.quiet = render_sla(self.cfg.name, self.state, self.sla)
+                    limits, self.quiet = render_sla(self.cfg.name, self.model, self.sla)
                     rendered.update(limits)
                 self.rendered = rendered
-                self._rendered_generation = self.state.generation
+                self._rendered_generation = self.model.generation
             self._completed += 1
             self.attempted.set()
 
@@ -137,7 +138,7 @@ class CatalogPoller:
         if self.listener is None or self._catch_up_to is not None:
             return  # a checkpoint stored before the catch-up would skip the jobs it owes
         try:
-            self.listener(self.cfg.name, self._undelivered, self.reader.checkpoint(self.state),
+            self.listener(self.cfg.name, self._undelivered, self.reader.checkpoint(self.model),
                           self._history)
         except Exception:
             log.exception("catalog %s: %d job results wait for the listener", self.cfg.name,
@@ -174,26 +175,26 @@ class CatalogPoller:
                 if self.reader.info is None:
                     # Built aside and swapped in whole: a cold start that fails half-way must
                     # leave no half-read state behind for the next poll to build on.
-                    state = CatalogState(warning_is_success=self.cfg.warning_is_success)
+                    model = CatalogModel(warning_is_success=self.cfg.warning_is_success)
                     reader = Reader(self.cfg.zone, info=info, restore_window=self._window())
-                    reader.cold_start(session, state)
-                    self.state, self.reader = state, reader
+                    reader.cold_start(session, model)
+                    self.model, self.reader = model, reader
                     if self.listener is not None:
                         self._catch_up_to = reader.watermark
                     self._rendered_generation = -1
                     cold = True
                     log.info(
                         "catalog %s: %s %s schema %d, %d jobs tracked", self.cfg.name,
-                        info.product, info.engine, info.version, len(self.state.series),
+                        info.product, info.engine, info.version, len(self.model.series),
                     )
             if not cold:
-                self.reader.poll(session, self.state, self.cfg.refresh_interval)
+                self.reader.poll(session, self.model, self.cfg.refresh_interval)
             if self._catch_up_to is not None:
                 self._catch_up(session, self._catch_up_to)
             finished = self.reader.describe(
-                session, self.state, self.cfg.name, self.reader.unreported)
-            self.state.set_reasons({f.record.job_id: list(f.log) for f in finished if f.log})
-            # Kept before the transaction ends: these jobs are in the state and behind the
+                session, self.model, self.cfg.name, self.reader.unreported)
+            self.model.set_reasons({f.record.job_id: list(f.log) for f in finished if f.log})
+            # Kept before the transaction ends: these jobs are in the model and behind the
             # watermark now, so a failure from here on (even the ROLLBACK) must not lose them.
             self.reader.unreported = []
             if self.listener is not None:
@@ -219,13 +220,13 @@ class CatalogPoller:
                         exc)
             return
         since = time.time() - self.backfill if after is None and self.backfill > 0 else None
-        owed = self.reader.finished_since(session, self.state, after, since, upto)
+        owed = self.reader.finished_since(session, self.model, after, since, upto)
         if after is None:
             # First start: what finished above the checkpoint is history, unless reported.
             news = {r.job_id for r in [*owed, *self.reader.unreported]}
             news.update(f.record.job_id for f in self._undelivered)
             above = self.reader.finished_since(
-                session, self.state, self.reader.checkpoint(self.state), None, upto)
+                session, self.model, self.reader.checkpoint(self.model), None, upto)
             self._history = [r.job_id for r in above if r.job_id not in news]
         self.reader.unreported += owed
         self._catch_up_to = None

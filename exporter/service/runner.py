@@ -8,7 +8,7 @@ from functools import partial
 from exporter.config import Config
 from exporter.exposition.metrics import Exposition
 from exporter.ha.leader import LEADER, Leadership
-from exporter.service.overview import MaxAge, sla_max_age
+from exporter.service.overview import AgeLimit, sla_max_age
 from exporter.service.poller import CatalogPoller, Listener, Resume
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ class Exporter:
             CatalogPoller(c, listener, resume, backfill, config.sla) for c in config.catalogs
         ]
         self.exposition = Exposition()
-        self.max_age: MaxAge = sla_max_age(config.sla)
+        self.max_age: AgeLimit = sla_max_age(config.sla)
         self.leadership = leadership
         self.leading = leadership is None  # a lone exporter always polls
         LEADER.set(int(self.leading))

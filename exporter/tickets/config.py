@@ -5,6 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from exporter.catalog.codes import RESTORE
 from exporter.core.settings import (
     Duration,
     Name,
@@ -15,8 +16,9 @@ from exporter.core.settings import (
     read_secret,
     readable,
 )
+from exporter.tickets.events.models import EventKind
+from exporter.tickets.template import check
 
-EventKind = Literal["job_result", "alert"]
 FinishedClass = Literal["ok", "warning", "error", "canceled", "differences"]
 
 
@@ -76,7 +78,7 @@ class RedmineSinkConfig(SinkBase):
         """restore_ack promises a ticket per restore: the filter must let every restore in."""
         if self.restore_ack and (
             "job_result" not in self.events
-            or (self.job_types is not None and "R" not in self.job_types)
+            or (self.job_types is not None and RESTORE not in self.job_types)
             or (self.status is not None and "ok" not in self.status)
         ):
             raise ValueError("restore_ack needs events to include job_result, job_types (if "
@@ -104,9 +106,6 @@ class WebhookSinkConfig(SinkBase):
     @field_validator("body_template")
     @classmethod
     def _template(cls, template: str | None) -> str | None:
-        # Imported here: the sinks import this module.
-        from exporter.tickets.sinks.template import check
-
         return None if template is None else check(template)
 
     def secret_headers(self) -> dict[str, Secret]:
@@ -180,14 +179,14 @@ class AlertmanagerConfig(Strict):
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
 
 
-class BridgeSettings(Strict):
-    """The top-level keys of the bridge; Config carries the same fields."""
+class BridgeKeys(Strict):
+    """The ticket bridge's top-level keys, declared once: Config inherits them."""
 
-    state_dir: Path | None = None
-    state_database: StateDatabaseConfig | None = None
+    state_dir: Path | None = None  # the outbox of the ticket bridge
+    state_database: StateDatabaseConfig | None = None  # instead of state_dir: for replicas
     sinks: list[SinkConfig] = Field(default_factory=list)
     alertmanager: AlertmanagerConfig | None = None
-    backfill: Duration = 0.0
+    backfill: Duration = 0.0  # at first start, replay jobs that finished this long ago
 
 
 def bridge_problems(state_dir: Path | None, state_database: StateDatabaseConfig | None,

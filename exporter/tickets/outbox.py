@@ -25,7 +25,7 @@ from exporter.tickets.store import STORE_ERRORS, Due, Store
 
 log = logging.getLogger(__name__)
 
-PENDING = Gauge("bacula_exporter_outbox_pending", "Events waiting for delivery to a sink.",
+PENDING_GAUGE = Gauge("bacula_exporter_outbox_pending", "Events waiting for delivery to a sink.",
                 ["sink"])
 OLDEST = Gauge("bacula_exporter_outbox_oldest_pending_timestamp_seconds",
                "When the oldest event still waiting for a sink was stored.", ["sink"])
@@ -35,7 +35,7 @@ DELIVERIES = Counter(
     ["sink", "result"],
 )
 
-BATCH = 20  # rows a worker delivers before it looks at the clock and the gauges again
+WORKER_BATCH = 20  # rows a worker delivers before it looks at the clock and the gauges again
 IDLE_WAIT = 5.0  # longest a worker sleeps without being woken, so a missed wake-up costs little
 HELD_WAIT = 0.2  # shortest sleep: a due row may be held by another replica's worker
 RETENTION = 30 * 86400.0  # delivered events are kept this long to recognise redeliveries
@@ -116,7 +116,7 @@ class Outbox:
     def deliver_due(self, name: str) -> int:
         """Attempt the due rows of a sink in order; stop at the first that should be retried."""
         attempted = 0
-        while attempted < BATCH and not self._stop.is_set():
+        while attempted < WORKER_BATCH and not self._stop.is_set():
             with self.store.claim(name, time.time()) as due:
                 if due is None:
                     break
@@ -198,7 +198,7 @@ class Outbox:
             return
         for name in self.routes:
             count, oldest = found.get(name, (0, 0.0))
-            PENDING.labels(name).set(count)
+            PENDING_GAUGE.labels(name).set(count)
             OLDEST.labels(name).set(oldest)
 
     def states(self) -> dict[tuple[str, str], str]:

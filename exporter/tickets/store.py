@@ -75,9 +75,9 @@ CLAIM = ("SELECT d.seq, d.event_id, e.data, d.attempts FROM delivery d JOIN even
 # The head of each key is its pending row with the lowest seq: one pass, not a join per row.
 NEXT_DUE = ("SELECT min(d.next_at) FROM delivery d JOIN (SELECT min(seq) AS seq FROM delivery "
             "WHERE sink = %s AND state = 'pending' GROUP BY key) h ON h.seq = d.seq")
-PENDING = ("SELECT sink, count(*), min(created) FROM delivery WHERE state = 'pending' "
+COUNT_PENDING = ("SELECT sink, count(*), min(created) FROM delivery WHERE state = 'pending' "
            "GROUP BY sink")
-SETTLE = ("UPDATE delivery SET state = %s, attempts = %s, next_at = %s, last_error = %s "
+RECORD_OUTCOME = ("UPDATE delivery SET state = %s, attempts = %s, next_at = %s, last_error = %s "
           "WHERE seq = %s")
 INSERT_EVENT = ("INSERT INTO event (id, data, created) VALUES (%s, %s, %s) "
                 "ON CONFLICT (id) DO NOTHING")
@@ -159,7 +159,7 @@ class SqliteStore:
     def settle(self, seq: int, state: str, attempts: int, next_at: float, error: str) -> None:
         """Record the outcome of a claimed row: done, pending (retry at next_at) or dead."""
         with self._write() as db:
-            db.execute(_lite(SETTLE), (state, attempts, next_at, error, seq))
+            db.execute(_lite(RECORD_OUTCOME), (state, attempts, next_at, error, seq))
 
     def next_due(self, sink: str) -> float | None:
         """Return when the next deliverable row of a sink is due."""
@@ -168,7 +168,7 @@ class SqliteStore:
 
     def pending(self) -> dict[str, tuple[int, float]]:
         """Return, per sink, the number of pending rows and when the oldest was stored."""
-        return {s: (int(n), float(t)) for s, n, t in self._db().execute(PENDING).fetchall()}
+        return {s: (int(n), float(t)) for s, n, t in self._db().execute(COUNT_PENDING).fetchall()}
 
     def prune(self, cutoff: float) -> None:
         """Forget delivered events stored before the cutoff (dead letters stay for people)."""
@@ -299,7 +299,7 @@ class PostgresStore:
         """Record the outcome inside the claim's transaction (committed when the claim ends)."""
         # The claim's own connection, never a new one: a row updated outside the claim's
         # transaction would stay locked in a transaction nobody commits.
-        self._local.db.execute(SETTLE, (state, attempts, next_at, error, seq))
+        self._local.db.execute(RECORD_OUTCOME, (state, attempts, next_at, error, seq))
 
     def next_due(self, sink: str) -> float | None:
         """Return when the next deliverable row of a sink is due."""
@@ -310,7 +310,7 @@ class PostgresStore:
     def pending(self) -> dict[str, tuple[int, float]]:
         """Return, per sink, the number of pending rows and when the oldest was stored."""
         with self._pooled() as db:
-            rows = db.execute(PENDING).fetchall()
+            rows = db.execute(COUNT_PENDING).fetchall()
         return {s: (int(n), float(t)) for s, n, t in rows}
 
     def prune(self, cutoff: float) -> None:

@@ -11,8 +11,9 @@ from exporter import __version__
 from exporter.exposition.metrics import CONTENT_TYPE
 from exporter.service.overview import overview
 from exporter.service.runner import Exporter
-from exporter.tickets.bridge import Bridge, document_body
-from exporter.tickets.bridge import router as bridge_router
+from exporter.tickets.bridge import Bridge
+from exporter.tickets.receiver import document_body
+from exporter.tickets.receiver import router as receiver_router
 from exporter.web.page import render_page
 
 
@@ -46,7 +47,7 @@ def create_app(exporter: Exporter, bridge: Bridge | None = None) -> FastAPI:
     app.state.exporter = exporter
     if bridge is not None:
         app.state.bridge = bridge
-        app.include_router(bridge_router)
+        app.include_router(receiver_router)
         plain = app.openapi
 
         def openapi() -> dict[str, Any]:

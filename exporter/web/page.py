@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from exporter import __version__
-from exporter.service.overview import CatalogHealth, Row, human_age, problems
+from exporter.service.overview import CatalogHealth, StatusRow, human_age, problems
 
 _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#1d2430;background:#f6f7f9}
@@ -84,7 +84,7 @@ def _cell(header: str, text: str, sort: str | float | None = None, cls: str = ""
 
 
 def render_page(
-    rows: Sequence[Row], health: Sequence[CatalogHealth], nonce: str, refresh: int = 60,
+    rows: Sequence[StatusRow], health: Sequence[CatalogHealth], nonce: str, refresh: int = 60,
     now: float | None = None, standby: bool = False,
 ) -> str:
     """Return the whole status page."""
@@ -108,9 +108,9 @@ def render_page(
         running = (f'<span class="running">running since {_when(r.running_since)}</span>'
                    if r.running_since is not None else "")
         body.append(
-            f'<tr data-state="{r.state.label}">'
-            + _cell("State", f'<span class="state s-{r.state.label}">{r.state.label}</span>',
-                    int(r.state))
+            f'<tr data-state="{r.standing.label}">'
+            + _cell("State", f'<span class="state s-{r.standing.label}">{r.standing.label}</span>',
+                    int(r.standing))
             + _cell("Catalog", e(r.catalog)) + _cell("Client", e(r.client))
             + _cell("Job", e(r.job) or "–") + _cell("Level", e(r.level) or "–")
             + _cell("Last success", f"{_when(r.last_success)}<br>{human_age(age)}{limit}"

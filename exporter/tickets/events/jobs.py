@@ -3,14 +3,13 @@
 from datetime import UTC, datetime
 from typing import Any
 
-from exporter.catalog.codes import StatusClass
+from exporter.catalog.codes import RESTORE, StatusClass
 from exporter.catalog.model import FinishedJob
 from exporter.tickets.events.models import Event
 
 SEVERITY = {StatusClass.OK: "info", StatusClass.WARNING: "warning"}  # the rest are critical
 TYPES = {"B": "backup", "C": "copy", "R": "restore", "V": "verify", "D": "admin",
          "c": "copy-control", "g": "migrate-control", "M": "migrated", "A": "archive"}
-RESTORE = "R"
 RESTORE_PREFIX = "Restore: "  # restores stand out in every ticket list and page
 
 

@@ -4,7 +4,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Kind = Literal["job_result", "alert"]
+EventKind = Literal["job_result", "alert"]  # also what a sink's `events:` may list
 
 
 @dataclass(frozen=True)
@@ -12,7 +12,7 @@ class Event:
     """One thing to deliver; `id` is stable so a redelivery is recognised everywhere."""
 
     id: str  # "<catalog>:<JobId>" for job results; identity + notification hash for alerts
-    kind: Kind
+    kind: EventKind
     key: str  # the ticket identity: the job result's id, or the alert group's identity
     title: str
     severity: str  # critical, warning or info

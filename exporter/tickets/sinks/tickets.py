@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from exporter.tickets.events.jobs import RESTORE
+from exporter.catalog.codes import RESTORE
 from exporter.tickets.events.models import Event
 
 SUBJECT_MAX = 255

@@ -6,7 +6,7 @@ from exporter import __version__
 from exporter.tickets.config import WebhookSinkConfig
 from exporter.tickets.events.models import Event
 from exporter.tickets.sinks.base import check_response, transport_error
-from exporter.tickets.sinks.template import render
+from exporter.tickets.template import render
 
 
 class WebhookSink:

@@ -1,0 +1,126 @@
+"""What a catalog is and how its rows decode: version detection, Job rows into JobRecords.
+
+Bytes that are not UTF-8 are kept visible and counted; unusable rows are counted as skipped.
+"""
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from exporter.catalog.ddl import BACULA_VERSIONS, STATUS_ROWS_15, STATUS_ROWS_96, is_bareos
+from exporter.catalog.engines import CatalogError, Row, Session
+from exporter.catalog.model import CatalogModel, JobRecord
+from exporter.catalog.times import local_to_epoch
+
+NUMBER_MAX = 2**62  # larger JobBytes, JobFiles, JobErrors or JobTDate is garbage
+FUTURE_SLACK = 86400  # a JobTDate further ahead than this (a wrong clock, ms for s) is garbage
+# Bacula 15's encryption of a job: Job.Encrypted for the File daemon's (a real 15.0.3 Director
+# writes 1 on every engine, whatever the create scripts' comments say), else the Storage daemon's
+# volume encryption when every volume the job wrote has Media.VolEncrypted set.
+ENCRYPTED = (
+    "COALESCE(NULLIF(Encrypted, 0), (SELECT MIN(m.VolEncrypted) FROM JobMedia jm "
+    "JOIN Media m ON m.MediaId = jm.MediaId WHERE jm.JobId = Job.JobId), 0)"
+)
+# Long texts for when the Status table lacks a code (it differs between versions).
+DEFAULT_STATUS_TEXT = {code: text for code, text, _ in STATUS_ROWS_96 + STATUS_ROWS_15}
+
+
+@dataclass(frozen=True)
+class CatalogInfo:
+    """What version detection found."""
+
+    engine: str
+    version: int
+    product: str  # bacula or bareos
+
+    @property
+    def has_real_start(self) -> bool:
+        """Tell whether Job has RealStartTime (Bacula 15)."""
+        return self.product == "bacula" and self.version >= 1026
+
+
+def detect(session: Session) -> CatalogInfo:
+    """Read max(VersionId) and refuse catalogs this exporter does not know."""
+    rows = session.query("SELECT MAX(VersionId) FROM Version")
+    version = as_int(rows[0][0]) if rows else 0
+    if version in BACULA_VERSIONS:
+        return CatalogInfo(session.engine, version, "bacula")
+    if is_bareos(version) and 2171 <= version <= 2250 and session.engine == "postgresql":
+        return CatalogInfo(session.engine, version, "bareos")
+    known = "Bacula 16 (9.6), 1022 (11), 1024 (13), 1026 (15); Bareos 2171-2250 on PostgreSQL"
+    raise CatalogError(f"unsupported catalog version {version} on {session.engine}; known: {known}")
+
+
+def as_int(value: Any) -> int:
+    """Return an int for a numeric column, 0 for NULL or garbage."""
+    if value is None:
+        return 0
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def as_text(value: Any, model: CatalogModel) -> str | None:
+    """Decode a text or BLOB column; bytes that are not UTF-8 are kept visible and counted."""
+    if value is None:
+        return None
+    if isinstance(value, bytes | bytearray | memoryview):
+        raw = bytes(value)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            model.skip("invalid_utf8_repaired")
+            return raw.decode("utf-8", "backslashreplace")
+    return str(value)
+
+
+def sql_codes(words: Iterable[str]) -> str:
+    """Return an SQL IN list of constants from the code (codes or words), never of input."""
+    return ", ".join(f"'{w}'" for w in words)
+
+
+def job_columns(info: CatalogInfo | None) -> str:
+    """Return the Job columns to select, in the order decode_job() reads them."""
+    has_real = info is not None and info.has_real_start
+    bacula15 = (f"RealStartTime, RealEndTime, {ENCRYPTED}, StatusInfo, isVirtualFull"
+                if has_real else "NULL, NULL, NULL, NULL, NULL")
+    return (
+        "JobId, Job, Name, Type, Level, ClientId, JobStatus, JobErrors, JobFiles, JobBytes, "
+        f"SchedTime, StartTime, EndTime, JobTDate, PriorJobId, PoolId, {bacula15}"
+    )
+
+
+def decode_job(row: Row, zone: ZoneInfo, model: CatalogModel) -> JobRecord | None:
+    """Turn a Job row into a JobRecord, or count it as skipped when it is unusable."""
+    job_id, client_id = as_int(row[0]), as_int(row[5])
+    job, name = as_text(row[1], model), as_text(row[2], model)
+    codes = [as_text(v, model) for v in row[3:5]] + [as_text(row[6], model)]
+    numbers = [as_int(v) for v in (row[7], row[8], row[9], row[13])]
+    if job_id <= 0 or not name or any(c is None or len(c) != 1 for c in codes):
+        model.skip("null_or_invalid")
+        return None
+    if any(n < 0 or n > NUMBER_MAX for n in numbers):
+        model.skip("invalid_number")
+        return None
+    type_, level, status = (str(c) for c in codes)
+    if numbers[3] > time.time() + FUTURE_SLACK:
+        # A wrong clock or milliseconds: such a JobTDate would be the last success for
+        # ages and silence every staleness alert. Keep the row, use its EndTime instead.
+        model.skip("future_time_repaired")
+        numbers[3] = 0
+    # Bacula 15 records when copies and Virtual Fulls really ran; older catalogs only the
+    # source job's times, which still give the source's run time.
+    start = local_to_epoch(row[16], zone) or local_to_epoch(row[11], zone)
+    end = local_to_epoch(row[17], zone) or local_to_epoch(row[12], zone)
+    return JobRecord(
+        job_id=job_id, job=job or "", name=name, type=type_, level=level,
+        client_id=client_id, status=status, errors=numbers[0], files=numbers[1],
+        bytes=numbers[2], sched_time=local_to_epoch(row[10], zone),
+        start_time=start, end_time=end, job_tdate=numbers[3],
+        prior_job_id=as_int(row[14]), pool_id=as_int(row[15]),
+        encrypted=None if row[18] is None else as_int(row[18]) != 0,
+        status_info=(as_text(row[19], model) or "").strip(), virtual_full=as_int(row[20]) != 0,
+    )
