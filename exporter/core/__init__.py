@@ -1,1 +1,1 @@
-"""core"""
+"""Shared plumbing below every room: config primitives, durations, database connections."""

@@ -1,1 +1,1 @@
-"""exposition"""
+"""Rendering: the model and the SLA policies into the Prometheus exposition."""

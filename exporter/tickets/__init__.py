@@ -1,1 +1,1 @@
-"""tickets"""
+"""The ticket path: events, the durable outbox and its stores, sinks, the Alertmanager receiver."""

@@ -434,6 +434,7 @@ Job {{
   Name = BackupBad
   JobDefs = Defaults
   Client = bad-fd
+  {"Pool = Dead" if self.release.modern else ""}
 }}
 Job {{
   Name = BackupWarn
@@ -473,7 +474,7 @@ Job {{
   Messages = Standard
   Where = "{self.restored}"
 }}
-{self._crypt_director_conf() if self.release.modern else ""}""")
+{self._bacula15_director_conf() if self.release.modern else ""}""")
         (self.etc / "bacula-sd.conf").write_text(f"""
 Storage {{
   Name = e2e-sd
@@ -509,6 +510,7 @@ Device {{
   AlwaysOpen = no
   Maximum Concurrent Jobs = 5
 }}
+{self._bacula15_sd_conf() if self.release.modern else ""}
 Messages {{
   Name = Standard
   director = e2e-dir = all
@@ -543,9 +545,32 @@ Director {{
         for conf in self.etc.iterdir():
             conf.chmod(0o600)  # the files hold the daemons' passwords
 
-    def _crypt_director_conf(self) -> str:
-        """Return the Director's resources for the encrypting File daemon and its job."""
+    def _bacula15_director_conf(self) -> str:
+        """Return the Director's resources that only the Bacula 15 labs have.
+
+        The encrypting File daemon with its job, and a device of its own for the job against
+        the dead client: 15.0.3 may hold that job about 2 minutes "waiting for Client", and on
+        the shared device it would hold up the copy and the restores behind it.
+        """
+        s = self._secret
         return f"""
+Storage {{
+  Name = File3
+  Address = 127.0.0.1
+  SDPort = {self.ports.sd}
+  Password = "{s['sd']}"
+  Device = Dev3
+  Media Type = File3
+  Maximum Concurrent Jobs = 10
+}}
+Pool {{
+  Name = Dead
+  Pool Type = Backup
+  Storage = File3
+  Label Format = "Dead-"
+  AutoPrune = no
+  Volume Retention = 365 days
+}}
 Client {{
   Name = crypt-fd
   Address = 127.0.0.1
@@ -570,6 +595,21 @@ Job {{
   FileSet = CryptSet
 }}
 """
+
+    def _bacula15_sd_conf(self) -> str:
+        """Return the Storage daemon's device for the dead client's job (Bacula 15 labs)."""
+        return f"""
+Device {{
+  Name = Dev3
+  Media Type = File3
+  Archive Device = "{self.volumes}"
+  LabelMedia = yes
+  Random Access = yes
+  AutomaticMount = yes
+  RemovableMedia = no
+  AlwaysOpen = no
+  Maximum Concurrent Jobs = 5
+}}"""
 
     def _write_crypt_fd(self) -> None:
         """Write the encrypting File daemon's config, its keypair and the data it backs up."""
