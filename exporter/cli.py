@@ -24,6 +24,8 @@ def _serve(config: Config) -> int:
         level=config.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # httpx logs every request at INFO, URL included: a sink's address is not for the log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     bridge = build_bridge(config)
     leadership = Leadership(config.state_database) if config.state_database else None
     exporter = Exporter(config, bridge.outbox.listener if bridge else None,

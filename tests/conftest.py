@@ -17,6 +17,7 @@ from exporter.catalog.config import CatalogConfig
 from tests.server import served  # noqa: F401 - a fixture for every test module
 
 ROOT = Path(__file__).resolve().parent.parent
+UNIT = Path(__file__).resolve().parent / "unit"
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}
 MY = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
 IN_CI = bool(os.environ.get("CI"))
@@ -135,3 +136,10 @@ def state_database() -> Iterator[str]:
     yield f"postgresql://postgres@127.0.0.1:5432/{name}"
     admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)".encode())
     admin.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark by folder: tests/unit is `unit`, everything else `integration` (`-m unit` is fast)."""
+    for item in items:
+        unit = UNIT in Path(str(item.fspath)).parents
+        item.add_marker(pytest.mark.unit if unit else pytest.mark.integration)

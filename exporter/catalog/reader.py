@@ -61,6 +61,7 @@ class Reader:
     status_text: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_STATUS_TEXT))
     restore_window: float = 0.0
     window_start: int = 0  # lowest JobId that can lie inside the restore window
+    settle: float = SETTLE  # how long a provisional row is held back
     # Jobs applied to the model but not yet handed on (kept across a poll that failed late).
     unreported: list[JobRecord] = field(default_factory=list)
 
@@ -282,7 +283,7 @@ class Reader:
                 rec.prior_job_id > 0
                 or (rec.virtual_full and rec.status in SUCCESS_CODES and own_time)
             )
-            if provisional and now - self.settling.setdefault(rec.job_id, now) < SETTLE:
+            if provisional and now - self.settling.setdefault(rec.job_id, now) < self.settle:
                 continue
             self.settling.pop(rec.job_id, None)
             out.append(rec)

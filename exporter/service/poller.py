@@ -13,7 +13,7 @@ import pymysql
 from exporter.catalog.config import CatalogConfig
 from exporter.catalog.engines import CatalogError, CatalogReplacedError, Session, connect
 from exporter.catalog.model import CatalogModel, FinishedJob
-from exporter.catalog.reader import Reader
+from exporter.catalog.reader import SETTLE, Reader
 from exporter.catalog.rows import CatalogInfo, detect
 from exporter.core.db import scrub
 from exporter.exposition.metrics import Health, Lines, Quiet, render_sla, render_state
@@ -40,8 +40,10 @@ class CatalogPoller:
     def __init__(
         self, cfg: CatalogConfig, listener: Listener | None = None,
         resume: Resume | None = None, backfill: float = 0.0, sla: SlaConfig | None = None,
+        settle: float = SETTLE,
     ) -> None:
         self.cfg = cfg
+        self.settle = settle  # how long a copy or Virtual Full row may still be rewritten
         self.sla = sla
         self.resume = resume
         self.backfill = backfill
@@ -61,7 +63,7 @@ class CatalogPoller:
         self._history: list[int] = []
         self._catch_up_to: int | None = None  # a catch-up is owed up to this JobId
         self.model = CatalogModel(warning_is_success=self.cfg.warning_is_success)
-        self.reader = Reader(self.cfg.zone)
+        self.reader = Reader(self.cfg.zone, settle=self.settle)
         self.up = False
         self.error = ""
         self.last_success: float | None = None  # Unix time of the last good poll
@@ -176,7 +178,8 @@ class CatalogPoller:
                     # Built aside and swapped in whole: a cold start that fails half-way must
                     # leave no half-read state behind for the next poll to build on.
                     model = CatalogModel(warning_is_success=self.cfg.warning_is_success)
-                    reader = Reader(self.cfg.zone, info=info, restore_window=self._window())
+                    reader = Reader(self.cfg.zone, info=info, restore_window=self._window(),
+                                    settle=self.settle)
                     reader.cold_start(session, model)
                     self.model, self.reader = model, reader
                     if self.listener is not None:

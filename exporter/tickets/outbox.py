@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
 from exporter.catalog.model import FinishedJob
 from exporter.tickets.config import RetryConfig
@@ -25,15 +25,32 @@ from exporter.tickets.store import STORE_ERRORS, Due, Store
 
 log = logging.getLogger(__name__)
 
-PENDING_GAUGE = Gauge("bacula_exporter_outbox_pending", "Events waiting for delivery to a sink.",
-                ["sink"])
-OLDEST = Gauge("bacula_exporter_outbox_oldest_pending_timestamp_seconds",
-               "When the oldest event still waiting for a sink was stored.", ["sink"])
-DELIVERIES = Counter(
-    "bacula_exporter_deliveries", "Delivery attempts by result: success, retry (will be tried "
-    "again), failure (refused for good), dead (given up: moved to the dead letters).",
-    ["sink", "result"],
-)
+
+
+@dataclass(frozen=True)
+class OutboxMetrics:
+    """The outbox's own metrics, on a registry of the caller's choosing."""
+
+    pending: Gauge
+    oldest: Gauge
+    deliveries: Counter
+
+    @classmethod
+    def on(cls, registry: CollectorRegistry) -> "OutboxMetrics":
+        """Create the families on a registry (once per registry)."""
+        return cls(
+            Gauge("bacula_exporter_outbox_pending", "Events waiting for delivery to a sink.",
+                  ["sink"], registry=registry),
+            Gauge("bacula_exporter_outbox_oldest_pending_timestamp_seconds",
+                  "When the oldest event still waiting for a sink was stored.", ["sink"],
+                  registry=registry),
+            Counter("bacula_exporter_deliveries", "Delivery attempts by result: success, retry "
+                    "(will be tried again), failure (refused for good), dead (given up: moved "
+                    "to the dead letters).", ["sink", "result"], registry=registry),
+        )
+
+
+METRICS = OutboxMetrics.on(REGISTRY)  # the process's /metrics
 
 WORKER_BATCH = 20  # rows a worker delivers before it looks at the clock and the gauges again
 IDLE_WAIT = 5.0  # longest a worker sleeps without being woken, so a missed wake-up costs little
@@ -60,8 +77,10 @@ def backoff(retry: RetryConfig, attempts: int) -> float:
 class Outbox:
     """Stores events durably and delivers them to the sinks."""
 
-    def __init__(self, store: Store, routes: Sequence[Route]) -> None:
+    def __init__(self, store: Store, routes: Sequence[Route],
+                 metrics: OutboxMetrics = METRICS) -> None:
         self.store = store
+        self.metrics = metrics
         self.routes = {r.sink.name: r for r in routes}
         self._stop = threading.Event()
         self._wake = {name: threading.Event() for name in self.routes}
@@ -104,7 +123,7 @@ class Outbox:
             self._threads.append(thread)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop the workers (an attempt under way finishes) and close the sinks."""
+        """Stop the workers (an attempt under way finishes), close the sinks and the store."""
         self._stop.set()
         for wake in self._wake.values():
             wake.set()
@@ -112,6 +131,7 @@ class Outbox:
             thread.join(timeout=timeout)
         for route in self.routes.values():
             route.sink.close()
+        self.store.close()
 
     def deliver_due(self, name: str) -> int:
         """Attempt the due rows of a sink in order; stop at the first that should be retried."""
@@ -168,12 +188,12 @@ class Outbox:
             error, retry = f"internal error: {type(exc).__name__}", True
         else:
             self.store.settle(due.seq, "done", attempt, 0.0, "")
-            DELIVERIES.labels(name, "success").inc()
+            self.metrics.deliveries.labels(name, "success").inc()
             return True
         if retry and attempt < route.retry.max_attempts:
             wait = backoff(route.retry, attempt)
             self.store.settle(due.seq, "pending", attempt, time.time() + wait, error)
-            DELIVERIES.labels(name, "retry").inc()
+            self.metrics.deliveries.labels(name, "retry").inc()
             log.warning("outbox: %s to %s failed (attempt %d), retry in %.0fs: %s",
                         due.event_id, name, attempt, wait, error)
             return False
@@ -184,8 +204,8 @@ class Outbox:
         """Move a delivery to the dead letters, where people can look at it."""
         self.store.settle(due.seq, "dead", attempt, 0.0, error)
         if not retry:
-            DELIVERIES.labels(name, "failure").inc()
-        DELIVERIES.labels(name, "dead").inc()
+            self.metrics.deliveries.labels(name, "failure").inc()
+        self.metrics.deliveries.labels(name, "dead").inc()
         log.error("outbox: %s to %s is dead after %d attempt(s): %s",
                   due.event_id, name, attempt, error)
 
@@ -198,8 +218,8 @@ class Outbox:
             return
         for name in self.routes:
             count, oldest = found.get(name, (0, 0.0))
-            PENDING_GAUGE.labels(name).set(count)
-            OLDEST.labels(name).set(oldest)
+            self.metrics.pending.labels(name).set(count)
+            self.metrics.oldest.labels(name).set(oldest)
 
     def states(self) -> dict[tuple[str, str], str]:
         """Return (event id, sink) -> state of every delivery row (for tests and support)."""

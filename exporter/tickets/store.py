@@ -65,6 +65,9 @@ class Store(Protocol):
     def states(self) -> dict[tuple[str, str], str]:
         """Return (event id, sink) -> state of every delivery row (for tests and support)."""
 
+    def close(self) -> None:
+        """Close every connection the store opened (after the workers have stopped)."""
+
 
 # A row waits while an earlier row of its ticket key is pending, so a "resolved" never overtakes
 # its "firing". Written with %s; SQLite gets ?.
@@ -112,6 +115,8 @@ class SqliteStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []  # every thread's, for close()
+        self._opened_lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db().executescript(self.SCHEMA)  # commits by itself: no explicit transaction
 
@@ -119,11 +124,15 @@ class SqliteStore:
         """Return this thread's connection (sqlite3 connections stay on their thread)."""
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            # check_same_thread off only so close() may close it; one thread uses it.
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                                 check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")  # a commit is on disk when it returns
             db.execute("PRAGMA foreign_keys=ON")
             self._local.db = db
+            with self._opened_lock:
+                self._opened.append(db)
         return db
 
     @contextmanager
@@ -180,6 +189,14 @@ class SqliteStore:
         """Return (event id, sink) -> state of every delivery row (for tests and support)."""
         rows = self._db().execute("SELECT event_id, sink, state FROM delivery").fetchall()
         return {(event_id, sink): state for event_id, sink, state in rows}
+
+    def close(self) -> None:
+        """Close every thread's connection (after the workers have stopped)."""
+        with self._opened_lock:
+            opened, self._opened = self._opened, []
+        for db in opened:
+            db.close()
+        self._local = threading.local()
 
 
 class _Executes(Protocol):
@@ -238,11 +255,14 @@ class PostgresStore:
         self._idle: list[psycopg.Connection[Any]] = []
         self._slots = threading.BoundedSemaphore(self.POOL)
         self._lock = threading.Lock()
+        self._opened: list[psycopg.Connection[Any]] = []  # pooled and claiming, for close()
         self._schema = False  # created lazily: the database may be down when we start
 
     def _connect(self) -> psycopg.Connection[Any]:
         """Open a connection; the first one of the process creates the tables if needed."""
         db = connect_state(self.cfg, "outbox")
+        with self._lock:
+            self._opened = [c for c in self._opened if not c.closed] + [db]
         if not self._schema:
             with db.transaction():
                 db.execute("SELECT pg_advisory_xact_lock(%s)", (self.SCHEMA_LOCK,))
@@ -324,3 +344,14 @@ class PostgresStore:
         with self._pooled() as db:
             rows = db.execute("SELECT event_id, sink, state FROM delivery").fetchall()
         return {(event_id, sink): state for event_id, sink, state in rows}
+
+    def close(self) -> None:
+        """Close the pool and every worker's claim connection (after the workers stopped)."""
+        with self._lock:
+            opened, self._opened, self._idle = self._opened, [], []
+        for db in opened:
+            try:
+                db.close()
+            except psycopg.Error:  # already broken: closing is best effort
+                continue
+        self._local = threading.local()

@@ -1,4 +1,4 @@
-"""Where events go: webhook, Redmine, Apprise, and an in-memory fake for tests."""
+"""Where events go: webhook, Redmine, Apprise (the in-memory fake lives in tests/)."""
 
 from exporter.tickets.sinks.base import DeliveryError, PermanentError, RetryableError, Sink, accepts
 

@@ -1,6 +1,5 @@
 """The narrow interface every sink implements, its errors, and the per-sink event filter."""
 
-import logging
 from typing import Protocol
 
 import httpx
@@ -10,7 +9,6 @@ from exporter.tickets.events.models import Event
 
 # httpx logs every request URL at INFO; a webhook URL may carry a token, and one line per
 # delivery says nothing the deliveries counter does not.
-logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 class DeliveryError(Exception):

@@ -13,9 +13,11 @@ from exporter.tickets.sinks.tickets import Ticket, TicketRules, TicketSink
 class RedmineTickets:
     """A TicketBackend on one Redmine project."""
 
-    def __init__(self, cfg: RedmineSinkConfig) -> None:
+    def __init__(self, cfg: RedmineSinkConfig,
+                 transport: httpx.BaseTransport | None = None) -> None:
         self.cfg = cfg
-        self.client = httpx.Client(base_url=cfg.url.rstrip("/"), timeout=cfg.timeout)
+        self.client = httpx.Client(base_url=cfg.url.rstrip("/"), timeout=cfg.timeout,
+                                   transport=transport)
         self._closed_statuses: set[int] | None = None
 
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -94,8 +96,9 @@ class RedmineTickets:
         self.client.close()
 
 
-def redmine_sink(cfg: RedmineSinkConfig) -> TicketSink:
-    """Build the Redmine sink of a config entry."""
+def redmine_sink(cfg: RedmineSinkConfig,
+                 transport: httpx.BaseTransport | None = None) -> TicketSink:
+    """Build the Redmine sink of a config entry (the transport is for tests)."""
     rules = TicketRules(cfg.job_results, cfg.close_on_resolve, cfg.reopen_window, cfg.restore_ack)
-    return TicketSink(cfg.name, RedmineTickets(cfg), rules)
+    return TicketSink(cfg.name, RedmineTickets(cfg, transport), rules)
 

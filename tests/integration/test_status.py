@@ -23,7 +23,7 @@ from exporter.service.overview import (
 from exporter.web.page import render_page
 from tests.conftest import IN_CI
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 OUTPUT = ROOT / "test-output"
 NOW = 1_800_000_000.0
 

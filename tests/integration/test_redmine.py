@@ -37,7 +37,7 @@ from tests.redmine.samples import alert, finished, restore
 from tests.server import free_port
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 IN_CI = bool(os.environ.get("CI"))  # as tests/conftest.py: a missing Redmine fails in CI
 FAST = RetryConfig(initial=0.2, max=1.0, max_attempts=1000)
 log = logging.getLogger(__name__)

@@ -22,9 +22,9 @@ from exporter.tickets.config import (
 from exporter.tickets.events import AlertmanagerPayload, alert_event, group_identity
 from exporter.tickets.outbox import Outbox, Route
 from exporter.tickets.receiver import router
-from exporter.tickets.sinks.fake import FakeTickets
 from exporter.tickets.sinks.tickets import TicketRules, TicketSink
 from exporter.tickets.store import SqliteStore
+from tests.fake_sink import FakeTickets
 from tests.redmine.samples import T0, alert, finished
 
 TOKEN = "t0k3n-for-tests"

@@ -362,7 +362,7 @@ def test_poll_failing_at_its_end_keeps_the_finished_jobs(
 
 
 # -- the exporter SIGKILLed in a stream of job results ------------------------------------------
-# tests/test_redmine.py kills the exporter once while it delivers a fixed catalog to Redmine
+# test_redmine.py kills the exporter once while it delivers a fixed catalog to Redmine
 # (test_exporter_killed_mid_delivery) and kills a delivery worker right after a create; this one
 # kills it repeatedly while the catalog keeps growing, and counts Idempotency-Keys.
 

@@ -16,9 +16,9 @@ from exporter.tickets.config import AppriseSinkConfig, WebhookSinkConfig
 from exporter.tickets.events import AlertmanagerPayload, Event, alert_event, job_result_event
 from exporter.tickets.sinks.apprise_sink import AppriseSink
 from exporter.tickets.sinks.base import DeliveryError, PermanentError, RetryableError
-from exporter.tickets.sinks.fake import FakeTickets
 from exporter.tickets.sinks.tickets import ACK_NOTE, SUBJECT_MAX, TicketRules, TicketSink, cut
 from exporter.tickets.sinks.webhook import WebhookSink
+from tests.fake_sink import FakeTickets
 from tests.redmine.samples import T0, alert, finished, restore
 
 HOUR = 3600.0

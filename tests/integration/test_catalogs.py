@@ -442,14 +442,13 @@ def test_bacula15_status_info_and_virtual_full(make_catalog: Any, engine: str) -
 
 
 def test_copy_rows_settle_before_they_count(
-    make_catalog: Any, monkeypatch: pytest.MonkeyPatch
+    make_catalog: Any,
 ) -> None:
     """A copy's row is Type B for a moment; only its final Type C counts. Migrations stay B."""
-    monkeypatch.setattr("exporter.catalog.reader.SETTLE", 1.0)
     cat = make_catalog("sqlite", scenario.ZONE)
     write_scenario(cat, 16)
     recorder = Recorder()
-    poller = CatalogPoller(cat.config(), recorder)
+    poller = CatalogPoller(cat.config(), recorder, settle=1.0)
     poll(poller)
     key = ("alpha-fd", "BackupAlpha", "incremental")
     runs = poller.model.series[key].runs

@@ -9,7 +9,7 @@ import pytest
 from exporter.config import ConfigError, load_config, parse_config
 from exporter.core.durations import parse_duration
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 GOOD = {"catalogs": [{"name": "main", "url": "sqlite:////tmp/x.db", "timezone": "UTC"}]}
 
 

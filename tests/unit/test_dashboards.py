@@ -6,7 +6,7 @@ from typing import Any
 
 from dashboards.generate import render
 
-DIR = Path(__file__).resolve().parent.parent / "dashboards"
+DIR = Path(__file__).resolve().parents[2] / "dashboards"
 
 
 def load() -> dict[str, dict[str, Any]]:

@@ -82,10 +82,9 @@ def test_two_outboxes_claim_each_row_once(state_database: str) -> None:
             thread.join()
         # Both add the same events again, as two replicas hearing the same notification.
         assert outboxes[0].add(events) + outboxes[1].add(events) == 0
-        deadline = time.monotonic() + 30
-        while len(log) < len(events) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.3)  # a duplicate delivery, if any, would land now
+        # Nothing pending in the shared store: every row is settled, so no delivery is left to
+        # happen, duplicate or not (a row is posted while it is pending, then settled).
+        wait_until(lambda: not outboxes[0].store.pending(), 30, "every row settled")
     finally:
         for outbox in outboxes:
             outbox.stop()
@@ -229,6 +228,13 @@ def post_alert(port: int, i: int) -> dict[str, Any]:
     return answer
 
 
+def pending(state_url: str) -> int:
+    """Return the delivery rows still pending in the shared outbox (claimed ones included)."""
+    with psycopg.connect(state_url) as db:
+        row = db.execute("SELECT count(*) FROM delivery WHERE state = 'pending'").fetchone()
+    return int(row[0]) if row else 0
+
+
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> float:
     """Wait for a condition, bounded in time; return how long it took."""
     started = time.monotonic()
@@ -274,7 +280,7 @@ def test_two_exporters_kill_the_leader(tmp_path: Path, state_database: str) -> N
                                       "b to take over")
             time.sleep(0.01)
         wait_until(lambda: expected | alert_ids <= hook.keys(), 60, "every delivery")
-        time.sleep(1)  # a duplicate, if any, would arrive now
+        wait_until(lambda: not pending(state_database), 30, "every row settled")
         survivor = scrape(ports["b"])
     hook.shutdown()
     with hook.lock:
@@ -347,7 +353,7 @@ def test_state_database_outage(tmp_path: Path, state_database: str) -> None:
                        30, "one leader again")
             alert_ids = {post_alert(port, i)["id"] for i, port in enumerate(ports.values())}
             wait_until(lambda: expected | alert_ids <= hook.keys(), 60, "every delivery")
-            time.sleep(1)  # a duplicate, if any, would arrive now
+            wait_until(lambda: not pending(state_database), 30, "every row settled")
     finally:
         proxy.close()
     hook.shutdown()

@@ -25,7 +25,7 @@ from exporter import __version__
 from exporter.config import Config
 from exporter.core.durations import parse_duration
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "bacula-exporter"
 SCENARIOS = sorted((CHART / "ci").glob("*-values.yaml"))
 UNIT = ROOT / "packaging" / "bacula-exporter.service"

@@ -8,16 +8,16 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry
 
 from exporter.catalog.codes import StatusClass
 from exporter.core.settings import StateDatabaseConfig
 from exporter.tickets.config import RetryConfig
 from exporter.tickets.events import AlertmanagerPayload, Event, alert_event, job_result_event
-from exporter.tickets.outbox import Outbox, Route, backoff
+from exporter.tickets.outbox import Outbox, OutboxMetrics, Route, backoff
 from exporter.tickets.sinks.base import DeliveryError, PermanentError, RetryableError
-from exporter.tickets.sinks.fake import FakeSink
 from exporter.tickets.store import PostgresStore, SqliteStore, Store
+from tests.fake_sink import FakeSink
 from tests.redmine.samples import alert, finished
 
 FAST = RetryConfig(initial=0.001, max=0.002, max_attempts=3)
@@ -210,3 +210,34 @@ def test_history_is_remembered_not_sent(open_store: OpenStore) -> None:
     drain(outbox, "history")
     assert [e.id for e in sink.delivered] == ["main:14"]
     assert outbox.resume("main") == 13
+
+
+def test_metrics_go_to_the_registry_given(tmp_path: Path) -> None:
+    """An outbox with its own registry counts there, exactly, and not on the process's."""
+    registry = CollectorRegistry()
+    sink = FakeSink("own-registry")
+    sink.fail = [RetryableError("down")]
+    outbox = Outbox(SqliteStore(tmp_path / "o.db"), [Route(sink, retry=FAST)],
+                    OutboxMetrics.on(registry))
+    outbox.add([job_result_event(finished(1)), job_result_event(finished(2))])
+    assert registry.get_sample_value("bacula_exporter_outbox_pending",
+                                     {"sink": "own-registry"}) == 2
+    drain(outbox, "own-registry")
+    got = {r: registry.get_sample_value("bacula_exporter_deliveries_total",
+                                        {"sink": "own-registry", "result": r})
+           for r in ("success", "retry")}
+    assert got == {"success": 2, "retry": 1}
+    assert delivered("own-registry", "success") == 0  # nothing on the default registry
+
+
+def test_stop_closes_the_store(open_store: OpenStore) -> None:
+    """stop() closes the store's connections; a later use opens new ones."""
+    store = open_store()
+    outbox = Outbox(store, [Route(FakeSink("closing"))])
+    outbox.start()
+    outbox.add([job_result_event(finished(1))])
+    outbox.stop()
+    opened = store._opened
+    assert opened == []
+    assert store.resume("main") is None  # usable again, on a fresh connection
+    store.close()

@@ -118,7 +118,7 @@ def test_demo_command(tmp_path: Path) -> None:
         assert name in names
     statuses = {dict(k[1]).get("status") for k in found if k[0] == "bacula_job_last_run_status"
                 and found[k] == 1}
-    assert {"ok", "error"} <= statuses  # one failure shows on purpose (tests/test_demo.py)
+    assert {"ok", "error"} <= statuses  # one failure shows on purpose (tests/unit/test_demo.py)
 
 
 def test_tls_with_a_self_signed_certificate(tmp_path: Path) -> None:

@@ -11,8 +11,8 @@ from exporter.catalog.builder import CatalogBuilder
 from exporter.catalog.restore_points import BackupJob, Coverage, coverage
 from exporter.exposition.sla import SlaConfig
 from exporter.service.poller import CatalogPoller
+from tests.integration.test_catalogs import ENGINES, poll
 from tests.promtext import value
-from tests.test_catalogs import ENGINES, poll
 
 D = 86400.0
 

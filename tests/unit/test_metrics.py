@@ -2,10 +2,14 @@
 
 import gzip
 import os
+from datetime import UTC, datetime
 from pathlib import Path
+
+import pytest
 
 from exporter.catalog.codes import StatusClass
 from exporter.catalog.model import CatalogModel, Client, JobRecord, Pool, Run, Series
+from exporter.catalog.restore_points import Coverage
 from exporter.exposition.metrics import (
     HEALTH_FAMILIES,
     STATE_FAMILIES,
@@ -15,8 +19,11 @@ from exporter.exposition.metrics import (
     escape,
     number,
     render_health,
+    render_quiet,
+    render_sla,
     render_state,
 )
+from exporter.exposition.sla import SlaConfig
 from tests.promtext import samples
 
 GOLDEN = Path(__file__).parent / "golden" / "exposition.prom"
@@ -28,7 +35,8 @@ def hand_state() -> CatalogModel:
     s.clients = {1: Client("web01-fd", "9.6.7"), 2: Client('we"ird\\fd', "x\ny")}
     s.series[("web01-fd", "Backup-web01", "full")] = Series(
         last_run=Run(10, 1790000000.0, StatusClass.ERROR, 0, 0, 5.0),
-        last_success=Run(9, 1789900000.0, StatusClass.WARNING, 123456789012, 4321, 1800.5),
+        last_success=Run(9, 1789900000.0, StatusClass.WARNING, 123456789012, 4321, 1800.5,
+                         encrypted=True),
         last_failure=Run(10, 1790000000.0, StatusClass.ERROR, 0, 0, 5.0),
         runs=7, failures=2, last_copy=1789900000.0,
     )
@@ -39,15 +47,29 @@ def hand_state() -> CatalogModel:
     s.restores[("web01-fd", "ok")] = 3
     s.pools = {"Full": Pool({"append": 2, "full": 5}, 999, 10), "Empty": Pool({}, 0, 0)}
     s.skipped["unknown_status"] = 1
+    s.coverage = {("web01-fd", "Backup-web01"): Coverage(1789000000.0, 1789900000.0, 9, 3),
+                  ("web01-fd", "Backup-gone"): None}  # nothing left to restore
     return s
 
 
+# A policy that sets everything, so every bacula_sla_* family has a sample.
+SLA = SlaConfig.model_validate({"policies": [{
+    "match": {"client": "web01-fd"}, "max_copy_lag": "1d", "max_runtime": "6h",
+    "retention": "30d", "require_encryption": True,
+    "quiet_hours": [{"from": "08:00", "to": "18:00", "timezone": "UTC"}],
+    "expected_jobs": [{"catalog": "main", "client": "web01-fd", "job": "Backup-web01-db"}],
+}]})
+NOON = datetime(2026, 11, 30, 12, tzinfo=UTC)  # inside the quiet hours
+
+
 def golden_text() -> str:
-    """Render the hand state and a fixed health block."""
+    """Render the hand state with its SLA limits, and a fixed health block."""
     health = Health("main", True, "postgresql", 1026, "bacula", 0.25, 1790003000.0,
                     {"success": 5, "failure": 1})
-    return (assemble(STATE_FAMILIES, [render_state("main", hand_state())])
-            + assemble(HEALTH_FAMILIES, [render_health([health])]))
+    state = hand_state()
+    limits, quiet = render_sla("main", state, SLA)
+    return (assemble(STATE_FAMILIES, [{**render_state("main", state), **limits}])
+            + assemble(HEALTH_FAMILIES, [render_health([health]), render_quiet(quiet, NOON)]))
 
 
 def test_golden_exposition() -> None:
@@ -55,8 +77,18 @@ def test_golden_exposition() -> None:
     text = golden_text()
     if os.environ.get("UPDATE_GOLDEN"):
         GOLDEN.write_text(text)
+        # Rewriting is never a pass: review the diff, then run again without UPDATE_GOLDEN.
+        pytest.fail(f"{GOLDEN} rewritten; review `git diff` and run without UPDATE_GOLDEN")
     assert text == GOLDEN.read_text()
     samples(text)  # and Prometheus' own parser accepts it
+
+
+def test_golden_covers_every_family() -> None:
+    """Every state and health family has at least one sample in the golden file."""
+    found = {name for name, _ in samples(GOLDEN.read_text())}
+    for family in (*STATE_FAMILIES, *HEALTH_FAMILIES):
+        # Counters' samples carry the _total suffix.
+        assert {family, f"{family}_total"} & found, f"{family} has no sample in {GOLDEN.name}"
 
 
 def test_two_catalogs_share_each_family_block() -> None:

@@ -27,7 +27,7 @@ from exporter.exposition.sla import (
 )
 from exporter.exposition.sla_samples import FAMILIES, Sample, sla_samples
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 H = 3600.0
 D = 86400.0
 
