@@ -29,7 +29,7 @@ def _serve(config: Config) -> int:
     bridge = build_bridge(config)
     leadership = Leadership(config.state_database) if config.state_database else None
     exporter = Exporter(config, bridge.outbox.listener if bridge else None,
-                        bridge.outbox.resume if bridge else None, config.backfill, leadership)
+                        bridge.outbox.store.resume if bridge else None, config.backfill, leadership)
     if bridge:
         bridge.outbox.start()
     exporter.start()

@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 import psycopg
-from prometheus_client import REGISTRY, Gauge
+from prometheus_client import REGISTRY, CollectorRegistry, Gauge
 
 from exporter.core.db import StoreError, connect_state
 from exporter.core.settings import StateDatabaseConfig
@@ -21,27 +21,31 @@ log = logging.getLogger(__name__)
 
 LOCK_KEY = 0x62786C64  # one leader per state database (advisory locks are per database)
 
-LEADER = Gauge("bacula_exporter_leader",
-               "1 when this replica polls the catalogs (always, without a state_database).")
-# Registered by the first Leadership only: a lone exporter has no state database to report on,
-# and a 0 there would read as "unreachable".
-STATE_DB_UP = Gauge("bacula_exporter_state_database_up",
-                    "1 when the state database answered the last leadership check.",
-                    registry=None)
+
+@functools.cache
+def leader_gauge(registry: CollectorRegistry) -> Gauge:
+    """Return bacula_exporter_leader on a registry (made once per registry)."""
+    return Gauge("bacula_exporter_leader",
+                 "1 when this replica polls the catalogs (always, without a state_database).",
+                 registry=registry)
 
 
 @functools.cache
-def _register_state_db_up() -> None:
-    """Put the state database gauge on /metrics, once per process."""
-    REGISTRY.register(STATE_DB_UP)
+def state_database_gauge(registry: CollectorRegistry) -> Gauge:
+    """Return bacula_exporter_state_database_up on a registry (made once per registry)."""
+    # Made by the first Leadership only: a lone exporter has no state database to report on,
+    # and a 0 there would read as "unreachable".
+    return Gauge("bacula_exporter_state_database_up",
+                 "1 when the state database answered the last leadership check.",
+                 registry=registry)
 
 
 class Leadership:
     """Holds or tries to take the lock; check() says whether this replica should poll."""
 
-    def __init__(self, cfg: StateDatabaseConfig) -> None:
+    def __init__(self, cfg: StateDatabaseConfig, registry: CollectorRegistry = REGISTRY) -> None:
         self.cfg = cfg
-        _register_state_db_up()
+        self.up_gauge = state_database_gauge(registry)
         self.holds = False
         self.reachable: bool | None = None  # None before the first check
         self._conn: psycopg.Connection[Any] | None = None
@@ -62,12 +66,12 @@ class Leadership:
                 log.error("state database unreachable, polling without a leader: %s", exc)
             self.close()
             self.reachable = False
-            STATE_DB_UP.set(0)
+            self.up_gauge.set(0)
             # Nobody can tell who leads: poll rather than leave the monitoring blind. Events
             # cannot be stored meanwhile anyway, and are stored once by id when they can.
             return True
         self.reachable = True
-        STATE_DB_UP.set(1)
+        self.up_gauge.set(1)
         return self.holds
 
     def close(self) -> None:

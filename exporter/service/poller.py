@@ -148,7 +148,7 @@ class CatalogPoller:
         else:
             self._undelivered, self._history = [], []
 
-    def _read(self) -> list[FinishedJob]:
+    def _read(self) -> None:
         """Read inside one read-only transaction; the first read after connecting is a check."""
         fresh = self._session is None
         if self._session is None:
@@ -202,7 +202,6 @@ class CatalogPoller:
             self.reader.unreported = []
             if self.listener is not None:
                 self._undelivered += finished
-            return finished
         finally:
             session.end()
 

@@ -5,9 +5,11 @@ import threading
 from collections.abc import Callable, Iterator
 from functools import partial
 
+from prometheus_client import REGISTRY, CollectorRegistry
+
 from exporter.config import Config
 from exporter.exposition.metrics import Exposition
-from exporter.ha.leader import LEADER, Leadership
+from exporter.ha.leader import Leadership, leader_gauge
 from exporter.service.overview import AgeLimit, sla_max_age
 from exporter.service.poller import CatalogPoller, Listener, Resume
 
@@ -23,8 +25,10 @@ class Exporter:
     def __init__(
         self, config: Config, listener: Listener | None = None, resume: Resume | None = None,
         backfill: float = 0.0, leadership: Leadership | None = None,
+        registry: CollectorRegistry = REGISTRY,
     ) -> None:
         self.config = config
+        self.leader = leader_gauge(registry)
         self.pollers = [
             CatalogPoller(c, listener, resume, backfill, config.sla) for c in config.catalogs
         ]
@@ -32,7 +36,7 @@ class Exporter:
         self.max_age: AgeLimit = sla_max_age(config.sla)
         self.leadership = leadership
         self.leading = leadership is None  # a lone exporter always polls
-        LEADER.set(int(self.leading))
+        self.leader.set(int(self.leading))
         self.decided = threading.Event()  # set once this replica knows whether it leads
         if self.leading:
             self.decided.set()
@@ -61,7 +65,7 @@ class Exporter:
                 log.info("this replica %s", "polls the catalogs now" if leading
                          else "stands by: another replica polls the catalogs")
                 self.leading = leading
-                LEADER.set(int(leading))
+                self.leader.set(int(leading))
                 if not leading:
                     # Forgotten, so that leading again starts from the stored checkpoint.
                     for poller in self.pollers:

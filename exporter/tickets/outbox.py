@@ -8,6 +8,7 @@ row to `dead` (logged and counted). A crash between delivering and marking `done
 later: sinks are idempotent by event id (Idempotency-Key, or the ticket key looked up first).
 """
 
+import functools
 import logging
 import random
 import threading
@@ -26,7 +27,6 @@ from exporter.tickets.store import STORE_ERRORS, Due, Store
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class OutboxMetrics:
     """The outbox's own metrics, on a registry of the caller's choosing."""
@@ -35,22 +35,22 @@ class OutboxMetrics:
     oldest: Gauge
     deliveries: Counter
 
-    @classmethod
-    def on(cls, registry: CollectorRegistry) -> "OutboxMetrics":
-        """Create the families on a registry (once per registry)."""
-        return cls(
-            Gauge("bacula_exporter_outbox_pending", "Events waiting for delivery to a sink.",
-                  ["sink"], registry=registry),
-            Gauge("bacula_exporter_outbox_oldest_pending_timestamp_seconds",
-                  "When the oldest event still waiting for a sink was stored.", ["sink"],
-                  registry=registry),
-            Counter("bacula_exporter_deliveries", "Delivery attempts by result: success, retry "
-                    "(will be tried again), failure (refused for good), dead (given up: moved "
-                    "to the dead letters).", ["sink", "result"], registry=registry),
-        )
+
+@functools.cache
+def outbox_metrics(registry: CollectorRegistry) -> OutboxMetrics:
+    """Return the outbox's metrics on a registry (made once per registry)."""
+    return OutboxMetrics(
+        Gauge("bacula_exporter_outbox_pending", "Events waiting for delivery to a sink.",
+              ["sink"], registry=registry),
+        Gauge("bacula_exporter_outbox_oldest_pending_timestamp_seconds",
+              "When the oldest event still waiting for a sink was stored.", ["sink"],
+              registry=registry),
+        Counter("bacula_exporter_deliveries", "Delivery attempts by result: success, retry "
+                "(will be tried again), failure (refused for good), dead (given up: moved to "
+                "the dead letters).", ["sink", "result"], registry=registry),
+    )
 
 
-METRICS = OutboxMetrics.on(REGISTRY)  # the process's /metrics
 
 WORKER_BATCH = 20  # rows a worker delivers before it looks at the clock and the gauges again
 IDLE_WAIT = 5.0  # longest a worker sleeps without being woken, so a missed wake-up costs little
@@ -78,9 +78,9 @@ class Outbox:
     """Stores events durably and delivers them to the sinks."""
 
     def __init__(self, store: Store, routes: Sequence[Route],
-                 metrics: OutboxMetrics = METRICS) -> None:
+                 metrics: OutboxMetrics | None = None) -> None:
         self.store = store
-        self.metrics = metrics
+        self.metrics = metrics or outbox_metrics(REGISTRY)  # the process's /metrics
         self.routes = {r.sink.name: r for r in routes}
         self._stop = threading.Event()
         self._wake = {name: threading.Event() for name in self.routes}
@@ -105,10 +105,6 @@ class Outbox:
         """The poller's listener: job results and the checkpoint in one durable transaction."""
         self.add([job_result_event(job) for job in finished], (catalog, checkpoint),
                  [job_event_id(catalog, job_id) for job_id in history])
-
-    def resume(self, catalog: str) -> int | None:
-        """Return the checkpoint stored for a catalog, None before its first one."""
-        return self.store.resume(catalog)
 
     def start(self) -> None:
         """Start one delivery worker per sink."""
@@ -220,7 +216,3 @@ class Outbox:
             count, oldest = found.get(name, (0, 0.0))
             self.metrics.pending.labels(name).set(count)
             self.metrics.oldest.labels(name).set(oldest)
-
-    def states(self) -> dict[tuple[str, str], str]:
-        """Return (event id, sink) -> state of every delivery row (for tests and support)."""
-        return self.store.states()

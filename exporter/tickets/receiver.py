@@ -10,7 +10,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from prometheus_client import Counter
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
@@ -20,9 +19,6 @@ from exporter.tickets.events import AlertmanagerPayload, alert_event
 from exporter.tickets.store import STORE_ERRORS
 
 log = logging.getLogger(__name__)
-
-REQUESTS = Counter("bacula_exporter_alertmanager_requests",
-                   "Notifications received on /alertmanager by HTTP status code.", ["code"])
 
 
 def document_body(schema: dict[str, Any]) -> dict[str, Any]:
@@ -49,10 +45,10 @@ BridgeDep = Annotated[Bridge, Depends(get_bridge)]
 router = APIRouter()
 
 
-def _answer(code: int, body: dict[str, Any], headers: dict[str, str] | None = None
-            ) -> JSONResponse:
+def _answer(bridge: Bridge, code: int, body: dict[str, Any],
+            headers: dict[str, str] | None = None) -> JSONResponse:
     """Count and return a JSON answer."""
-    REQUESTS.labels(str(code)).inc()
+    bridge.requests.labels(str(code)).inc()
     return JSONResponse(body, status_code=code, headers=headers)
 
 
@@ -99,25 +95,25 @@ async def alertmanager(request: Request, bridge: BridgeDep) -> JSONResponse:
     """Store an Alertmanager notification durably; 200 only once it is on disk."""
     cfg = bridge.alertmanager
     if cfg is None:
-        return _answer(404, {"error": "the alertmanager receiver is not configured"})
+        return _answer(bridge, 404, {"error": "the alertmanager receiver is not configured"})
     if not authorized(cfg, request.headers.get("authorization", "")):
-        return _answer(401, {"error": "bad or missing credentials"},
+        return _answer(bridge, 401, {"error": "bad or missing credentials"},
                        {"WWW-Authenticate": "Basic" if isinstance(cfg.auth, BasicAuth)
                         else "Bearer"})
     raw = await _body(request, cfg.max_body_bytes)
     if raw is None:
-        return _answer(413, {"error": f"body larger than {cfg.max_body_bytes} bytes"})
+        return _answer(bridge, 413, {"error": f"body larger than {cfg.max_body_bytes} bytes"})
     try:
         data = json.loads(raw)
     except (ValueError, RecursionError):
         # Not JSON, not UTF-8/16/32, an integer over 4300 digits, or nested too deep.
-        return _answer(400, {"error": "the body is not JSON"})
+        return _answer(bridge, 400, {"error": "the body is not JSON"})
     try:
         payload = AlertmanagerPayload.model_validate(data)
     except ValidationError as exc:
         problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
                     for e in exc.errors(include_input=False, include_url=False)]
-        return _answer(422, {"error": "not an Alertmanager version 4 payload",
+        return _answer(bridge, 422, {"error": "not an Alertmanager version 4 payload",
                              "problems": problems[:20]})
     event = alert_event(payload)
     try:
@@ -125,6 +121,6 @@ async def alertmanager(request: Request, bridge: BridgeDep) -> JSONResponse:
         new = await run_in_threadpool(bridge.outbox.add, [event])
     except STORE_ERRORS as exc:
         log.error("alertmanager: cannot store notification %s: %s", event.id, exc)
-        return _answer(503, {"error": "cannot store the notification; retry later"})
-    return _answer(200, {"status": "stored" if new else "duplicate", "id": event.id,
+        return _answer(bridge, 503, {"error": "cannot store the notification; retry later"})
+    return _answer(bridge, 200, {"status": "stored" if new else "duplicate", "id": event.id,
                          "key": event.key})

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry
 
 from exporter.catalog.codes import StatusClass
 from exporter.tickets.bridge import Bridge, build_bridge
@@ -96,7 +96,7 @@ def test_auth(tmp_path: Path, name: str, auth: Any, headers: dict[str, str], cod
     response = client.post("/alertmanager", json=alert(), headers=headers)
     assert response.status_code == code
     assert requests_with(code) - before == 1
-    assert len(outbox.states()) == (1 if code == 200 else 0)
+    assert len(outbox.store.states()) == (1 if code == 200 else 0)
     assert TOKEN not in response.text
 
 
@@ -113,7 +113,7 @@ def test_bad_payloads(tmp_path: Path, body: bytes, code: int) -> None:
                            headers={**BEARER, "Content-Type": "application/json"})
     assert response.status_code == code
     assert "error" in response.json()
-    assert outbox.states() == {}
+    assert outbox.store.states() == {}
 
 
 def test_503_when_the_outbox_cannot_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -189,11 +189,24 @@ def test_build_bridge_from_the_config_keys(tmp_path: Path) -> None:
         "alertmanager": {"auth": "none"},
         "backfill": "2d",
     })
-    bridge = build_bridge(settings)
+    registry = CollectorRegistry()
+    bridge = build_bridge(settings, registry)
     assert bridge is not None and bridge.alertmanager is not None
     assert settings.backfill == 2 * 86400
     assert (tmp_path / "state" / "outbox.sqlite3").exists()
     assert build_bridge(BridgeKeys()) is None
+    # The bridge's metrics are on the registry it was given, not the process's.
+    app = FastAPI()
+    app.state.bridge = bridge
+    app.include_router(router)
+    before = requests_with(200)
+    assert TestClient(app).post("/alertmanager", json=alert()).status_code == 200
+    assert registry.get_sample_value("bacula_exporter_alertmanager_requests_total",
+                                     {"code": "200"}) == 1
+    assert registry.get_sample_value("bacula_exporter_outbox_pending",
+                                     {"sink": "helpdesk"}) == 1
+    assert requests_with(200) == before
+    bridge.outbox.store.close()
 
 
 def settings(tmp_path: Path, **keys: Any) -> BridgeKeys:

@@ -93,7 +93,7 @@ def test_two_outboxes_claim_each_row_once(state_database: str) -> None:
     print(f"\ntwo outboxes: {len(log)} deliveries of {len(events)} events, by replica "
           f"{dict(by_replica)}")
     assert delivered == Counter(e.id for e in events)  # every event, each exactly once
-    assert set(outboxes[0].states().values()) == {"done"}
+    assert set(outboxes[0].store.states().values()) == {"done"}
     # Events of one ticket key arrive in the order they were stored, whoever delivered them.
     for key in range(40):
         order = [int(i.rsplit(":", 1)[1]) for i, _ in log if i.startswith(f"k{key}:")]

@@ -96,7 +96,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     config = parse_config(data)
     bridge = build_bridge(config)
     assert bridge is not None and bridge.alertmanager is not None
-    exporter = Exporter(config, bridge.outbox.listener, bridge.outbox.resume, config.backfill)
+    exporter = Exporter(config, bridge.outbox.listener, bridge.outbox.store.resume, config.backfill)
     app = create_app(exporter, bridge)
     path = tmp / "config.yml"
     path.write_text(json.dumps(data))

@@ -14,7 +14,7 @@ from exporter.catalog.codes import StatusClass
 from exporter.core.settings import StateDatabaseConfig
 from exporter.tickets.config import RetryConfig
 from exporter.tickets.events import AlertmanagerPayload, Event, alert_event, job_result_event
-from exporter.tickets.outbox import Outbox, OutboxMetrics, Route, backoff
+from exporter.tickets.outbox import Outbox, Route, backoff, outbox_metrics
 from exporter.tickets.sinks.base import DeliveryError, PermanentError, RetryableError
 from exporter.tickets.store import PostgresStore, SqliteStore, Store
 from tests.fake_sink import FakeSink
@@ -59,7 +59,7 @@ def delivered(sink: str, result: str) -> float:
 def drain(outbox: Outbox, name: str) -> None:
     """Deliver until nothing is pending (retries are due within milliseconds here)."""
     deadline = time.monotonic() + 10
-    while any(s == "pending" for (_, sink), s in outbox.states().items() if sink == name):
+    while any(s == "pending" for (_, sink), s in outbox.store.states().items() if sink == name):
         outbox.deliver_due(name)
         assert time.monotonic() < deadline, "the outbox did not drain"
         time.sleep(0.002)
@@ -77,10 +77,10 @@ def test_events_are_stored_once_by_id(open_store: OpenStore) -> None:
 
 def test_checkpoint_is_stored_with_the_events(open_store: OpenStore) -> None:
     outbox = Outbox(open_store(), [Route(FakeSink("a"))])
-    assert outbox.resume("main") is None
+    assert outbox.store.resume("main") is None
     outbox.listener("main", [finished(4), finished(5, StatusClass.ERROR)], 5)
-    assert outbox.resume("main") == 5
-    assert set(outbox.states()) == {("main:4", "a"), ("main:5", "a")}
+    assert outbox.store.resume("main") == 5
+    assert set(outbox.store.states()) == {("main:4", "a"), ("main:5", "a")}
 
 
 def test_pending_events_survive_a_restart(open_store: OpenStore) -> None:
@@ -120,7 +120,7 @@ def test_dead_letters(open_store: OpenStore, errors: list[DeliveryError], failur
     before = delivered(name, "dead"), delivered(name, "failure")
     outbox.add([job_result_event(finished(1)), job_result_event(finished(2))])
     drain(outbox, name)
-    assert outbox.states() == {("main:1", name): "dead", ("main:2", name): "done"}
+    assert outbox.store.states() == {("main:1", name): "dead", ("main:2", name): "done"}
     assert delivered(name, "dead") - before[0] == 1
     assert delivered(name, "failure") - before[1] == failure
 
@@ -198,7 +198,7 @@ def test_an_unreadable_row_is_dead_not_fatal(open_store: OpenStore) -> None:
     outbox.add([job_result_event(finished(1)), job_result_event(finished(2))])
     run_sql(store, "UPDATE event SET data = '{\"id\": \"main:1\"}' WHERE id = 'main:1'")
     drain(outbox, "bad")
-    assert outbox.states() == {("main:1", "bad"): "dead", ("main:2", "bad"): "done"}
+    assert outbox.store.states() == {("main:1", "bad"): "dead", ("main:2", "bad"): "done"}
 
 
 def test_history_is_remembered_not_sent(open_store: OpenStore) -> None:
@@ -209,7 +209,7 @@ def test_history_is_remembered_not_sent(open_store: OpenStore) -> None:
     assert outbox.add([job_result_event(finished(16))]) == 0
     drain(outbox, "history")
     assert [e.id for e in sink.delivered] == ["main:14"]
-    assert outbox.resume("main") == 13
+    assert outbox.store.resume("main") == 13
 
 
 def test_metrics_go_to_the_registry_given(tmp_path: Path) -> None:
@@ -218,7 +218,7 @@ def test_metrics_go_to_the_registry_given(tmp_path: Path) -> None:
     sink = FakeSink("own-registry")
     sink.fail = [RetryableError("down")]
     outbox = Outbox(SqliteStore(tmp_path / "o.db"), [Route(sink, retry=FAST)],
-                    OutboxMetrics.on(registry))
+                    outbox_metrics(registry))
     outbox.add([job_result_event(finished(1)), job_result_event(finished(2))])
     assert registry.get_sample_value("bacula_exporter_outbox_pending",
                                      {"sink": "own-registry"}) == 2

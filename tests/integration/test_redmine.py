@@ -90,7 +90,7 @@ def wait_for(condition: Callable[[], bool], timeout: float = 120.0) -> None:
 
 def pending(outbox: Outbox) -> int:
     """Return the number of pending deliveries."""
-    return sum(state == "pending" for state in outbox.states().values())
+    return sum(state == "pending" for state in outbox.store.states().values())
 
 
 def test_final_issue_states(redmine: Redmine, tmp_path: Path) -> None:
@@ -192,7 +192,7 @@ def test_redmine_down_while_50_events_queue(redmine: Redmine, tmp_path: Path) ->
         jobs = [finished(i, StatusClass.ERROR if i % 5 == 0 else StatusClass.OK,
                          catalog="down") for i in range(1, 51)]
         assert outbox.add([job_result_event(j) for j in jobs], ("down", 50)) == 50
-        wait_for(lambda: any(outbox.states()) and _retried(outbox) > 0)
+        wait_for(lambda: any(outbox.store.states()) and _retried(outbox) > 0)
         assert pending(outbox) == 50
     finally:
         redmine.start()
@@ -203,7 +203,7 @@ def test_redmine_down_while_50_events_queue(redmine: Redmine, tmp_path: Path) ->
     found = issues_of(redmine, "down:")
     figures = {"sent": 50, "delivered": len(found),
                "duplicates": sum(len(v) - 1 for v in found.values()),
-               "dead": sum(s == "dead" for s in outbox.states().values())}
+               "dead": sum(s == "dead" for s in outbox.store.states().values())}
     log.warning("fault test, Redmine down: %s", figures)
     assert figures == {"sent": 50, "delivered": 50, "duplicates": 0, "dead": 0}
     assert sorted(found) == sorted(f"down:{i}" for i in range(1, 51))
@@ -243,7 +243,7 @@ def test_sigkill_mid_delivery_then_restart(redmine: Redmine, tmp_path: Path, how
         first.wait(timeout=10)
     assert first.returncode == -signal.SIGKILL
     in_redmine = len(issues_of(redmine, f"{prefix}:"))
-    done = sum(s == "done" for s in queued.states().values())
+    done = sum(s == "done" for s in queued.store.states().values())
     second = subprocess.run(command, cwd=ROOT, capture_output=True, timeout=300, check=False)
     assert second.returncode == 0, second.stderr[-2000:]
 
@@ -254,7 +254,7 @@ def test_sigkill_mid_delivery_then_restart(redmine: Redmine, tmp_path: Path, how
     if how == "after a create":
         # The 17th issue exists but its delivery was not recorded: it is redelivered.
         assert (in_redmine, done) == (17, 16)
-    assert Counter(queued.states().values()) == {"done": 50}
+    assert Counter(queued.store.states().values()) == {"done": 50}
     assert figures["delivered"] == 50
     assert figures["duplicates"] == 0
     closed = {k for k, v in found.items() if v[0]["status"]["id"] == 5}

@@ -46,7 +46,7 @@ def main(sink_json: str, outbox_file: str) -> int:
     deadline = time.monotonic() + TIMEOUT
     try:
         while time.monotonic() < deadline:
-            if all(state != "pending" for state in outbox.states().values()):
+            if all(state != "pending" for state in outbox.store.states().values()):
                 return 0
             time.sleep(0.05)
         return 1
