@@ -360,24 +360,8 @@ Client {{
   Password = "{s['fd']}"
   AutoPrune = no
 }}
-Storage {{
-  Name = File1
-  Address = 127.0.0.1
-  SDPort = {p.sd}
-  Password = "{s['sd']}"
-  Device = Dev1
-  Media Type = File1
-  Maximum Concurrent Jobs = 10
-}}
-Storage {{
-  Name = File2
-  Address = 127.0.0.1
-  SDPort = {p.sd}
-  Password = "{s['sd']}"
-  Device = Dev2
-  Media Type = File2
-  Maximum Concurrent Jobs = 10
-}}
+{self._storage("File1", "Dev1", "File1")}
+{self._storage("File2", "Dev2", "File2")}
 Pool {{
   Name = Main
   Pool Type = Backup
@@ -488,28 +472,8 @@ Director {{
   Name = e2e-dir
   Password = "{s['sd']}"
 }}
-Device {{
-  Name = Dev1
-  Media Type = File1
-  Archive Device = "{self.volumes}"
-  LabelMedia = yes
-  Random Access = yes
-  AutomaticMount = yes
-  RemovableMedia = no
-  AlwaysOpen = no
-  Maximum Concurrent Jobs = 5
-}}
-Device {{
-  Name = Dev2
-  Media Type = File2
-  Archive Device = "{self.volumes}"
-  LabelMedia = yes
-  Random Access = yes
-  AutomaticMount = yes
-  RemovableMedia = no
-  AlwaysOpen = no
-  Maximum Concurrent Jobs = 5
-}}
+{self._device("Dev1", "File1")}
+{self._device("Dev2", "File2")}
 {self._bacula15_sd_conf() if self.release.modern else ""}
 Messages {{
   Name = Standard
@@ -552,17 +516,8 @@ Director {{
         the dead client: 15.0.3 may hold that job about 2 minutes "waiting for Client", and on
         the shared device it would hold up the copy and the restores behind it.
         """
-        s = self._secret
         return f"""
-Storage {{
-  Name = File3
-  Address = 127.0.0.1
-  SDPort = {self.ports.sd}
-  Password = "{s['sd']}"
-  Device = Dev3
-  Media Type = File3
-  Maximum Concurrent Jobs = 10
-}}
+{self._storage("File3", "Dev3", "File3")}
 Pool {{
   Name = Dead
   Pool Type = Backup
@@ -596,12 +551,28 @@ Job {{
 }}
 """
 
+    def _storage(self, name: str, device: str, media_type: str) -> str:
+        """Return the Director's Storage resource for one device of the lab's SD."""
+        return f"""Storage {{
+  Name = {name}
+  Address = 127.0.0.1
+  SDPort = {self.ports.sd}
+  Password = "{self._secret['sd']}"
+  Device = {device}
+  Media Type = {media_type}
+  Maximum Concurrent Jobs = 10
+}}"""
+
     def _bacula15_sd_conf(self) -> str:
         """Return the Storage daemon's device for the dead client's job (Bacula 15 labs)."""
+        return self._device("Dev3", "File3")
+
+    def _device(self, name: str, media_type: str) -> str:
+        """Return a Storage daemon file device over the lab's volume folder."""
         return f"""
 Device {{
-  Name = Dev3
-  Media Type = File3
+  Name = {name}
+  Media Type = {media_type}
   Archive Device = "{self.volumes}"
   LabelMedia = yes
   Random Access = yes
