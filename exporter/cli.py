@@ -18,6 +18,7 @@ def _serve(config: Config) -> int:
     from exporter.ha.leader import Leadership
     from exporter.service.runner import Exporter
     from exporter.tickets.bridge import build_bridge
+    from exporter.web.access import ssl_context
     from exporter.web.app import create_app
 
     logging.basicConfig(
@@ -37,14 +38,14 @@ def _serve(config: Config) -> int:
         "bacula-exporter %s listening on %s, %d catalog(s)",
         __version__, config.listen, len(config.catalogs),
     )
+    tls = config.web.tls_server_config
     try:
         uvicorn.run(
-            create_app(exporter, bridge), host=config.host, port=config.port,
-            log_level=config.log_level, access_log=False,
+            create_app(exporter, bridge, config.web, config.web_public), host=config.host,
+            port=config.port, log_level=config.log_level, access_log=False,
             # Longer than the 15 s scrape interval, so scrapers keep their connection.
             timeout_keep_alive=30,
-            ssl_certfile=str(config.tls.cert_file) if config.tls else None,
-            ssl_keyfile=str(config.tls.key_file) if config.tls else None,
+            ssl_context_factory=(lambda _config, _default: ssl_context(tls)) if tls else None,
         )
     finally:
         exporter.stop()
@@ -53,10 +54,10 @@ def _serve(config: Config) -> int:
     return 0
 
 
-def _load(path: str) -> Config | None:
+def _load(path: str, web_config_file: str | None = None) -> Config | None:
     """Load a config file, or print every problem with its key path and return None."""
     try:
-        return load_config(path)
+        return load_config(path, web_config_file)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"{exc.source}: {problem}", file=sys.stderr)
@@ -139,6 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--version", action="version", version=f"bacula-exporter {__version__}")
     parser.add_argument("--config", help="serve with this YAML configuration file")
+    parser.add_argument("--web.config.file", dest="web_config_file", metavar="FILE",
+                        help="TLS and basic auth in exporter-toolkit's format (as node_exporter "
+                             "reads it); overrides the config's web_config_file")
     sub = parser.add_subparsers(dest="command")
     serve = sub.add_parser("serve", help="serve /metrics (the default with --config)")
     serve.add_argument("--config", dest="serve_config", required=True)
@@ -164,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         print("bacula-exporter: give --config FILE, or try `bacula-exporter demo`", file=sys.stderr)
         return 2
-    config = _load(path)
+    config = _load(path, args.web_config_file)
     return 1 if config is None else _serve(config)
 
 

@@ -1,20 +1,19 @@
 """The YAML configuration: strict pydantic models, secrets from files or environment."""
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from exporter.catalog.config import CatalogConfig
-from exporter.core.settings import (
-    Duration,
-    Strict,
-    readable,
-)
+from exporter.core.settings import Duration, Strict, problem_lines, readable
+from exporter.core.webconfig import TLSServerConfig, WebConfig, load_web_config
 from exporter.exposition.sla import SlaConfig, unknown_catalogs
 from exporter.tickets.config import BridgeKeys, bridge_problems
+
+PublicPath = Literal["healthz", "readyz"]
+DEFAULT_PUBLIC: tuple[PublicPath, ...] = ("healthz",)
 
 
 class TLSConfig(Strict):
@@ -33,7 +32,12 @@ class Config(BridgeKeys):
     poll_interval: Duration = 30.0
     scrape_min_interval: Duration = 5.0  # a scrape polls first when the last poll is older
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    tls: TLSConfig | None = None
+    tls: TLSConfig | None = None  # the short form of web_config_file's tls_server_config
+    # Access control in exporter-toolkit's format (--web.config.file): TLS, mTLS, basic auth.
+    web_config_file: Path | None = None
+    # What answers without credentials when basic_auth_users are set: liveness always by
+    # default; /readyz too for Kubernetes probes (then without the catalogs' names and errors).
+    web_public: list[PublicPath] = Field(default_factory=lambda: list(DEFAULT_PUBLIC))
     sla: SlaConfig = SlaConfig()
     catalogs: list[CatalogConfig] = Field(min_length=1)
 
@@ -53,6 +57,18 @@ class Config(BridgeKeys):
                 raise ValueError(f"catalog name {catalog.name!r} is used twice")
             seen.add(catalog.name)
         return self
+
+    _web: WebConfig | None = PrivateAttr(default=None)
+
+    @property
+    def web(self) -> WebConfig:
+        """Return the web configuration in force: the file's, or `tls:` alone, or none."""
+        if self._web is not None:
+            return self._web
+        if self.tls is not None:
+            return WebConfig(tls_server_config=TLSServerConfig(
+                cert_file=self.tls.cert_file, key_file=self.tls.key_file))
+        return WebConfig()
 
     @property
     def host(self) -> str:
@@ -74,14 +90,6 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-def _problems(error: ValidationError) -> Iterator[str]:
-    """Turn pydantic errors into 'key.path: message' lines that never echo the input value."""
-    for err in error.errors(include_input=False, include_url=False):
-        path = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        message = err["msg"].removeprefix("Value error, ")
-        yield f"{path}: {message}"
-
-
 def parse_config(data: Any, source: str = "config") -> Config:
     """Validate already-parsed YAML data."""
     if not isinstance(data, dict):
@@ -89,18 +97,24 @@ def parse_config(data: Any, source: str = "config") -> Config:
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(source, list(_problems(exc))) from None
+        raise ConfigError(source, problem_lines(exc)) from None
     # Cross-references: a policy must name catalogs that exist.
     problems = unknown_catalogs(config.sla, [c.name for c in config.catalogs])
     problems += bridge_problems(config.state_dir, config.state_database, config.sinks,
                                 config.alertmanager)
+    if config.web_config_file is not None:
+        web, found = load_web_config(config.web_config_file)
+        problems += [f"web_config_file ({config.web_config_file}): {p}" for p in found]
+        if web is not None and web.tls_server_config is not None and config.tls is not None:
+            problems.append("tls: give tls or web_config_file's tls_server_config, not both")
+        config._web = web
     if problems:
         raise ConfigError(source, problems)
     return config
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and validate a YAML configuration file."""
+def load_config(path: str | Path, web_config_file: str | None = None) -> Config:
+    """Read and validate a YAML configuration file (the flag's web config file wins)."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
@@ -111,4 +125,6 @@ def load_config(path: str | Path) -> Config:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
         raise ConfigError(str(path), [f"{where}: {getattr(exc, 'problem', exc)}"]) from None
+    if web_config_file is not None and isinstance(data, dict):
+        data = {**data, "web_config_file": web_config_file}
     return parse_config(data, str(path))

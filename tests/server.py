@@ -25,16 +25,17 @@ def free_port() -> int:
 
 
 def start(
-    args: list[str], port: int, scheme: str = "http", verify: ssl.SSLContext | bool = True
+    args: list[str], port: int, scheme: str = "http", verify: ssl.SSLContext | bool = True,
+    auth: tuple[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start the exporter and wait until /readyz answers 200."""
+    """Start the exporter and wait until /readyz answers 200 (with `verify`'s client cert)."""
     proc = subprocess.Popen([sys.executable, "-m", "exporter", *args], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
             url = f"{scheme}://127.0.0.1:{port}/readyz"
-            if httpx.get(url, timeout=1, verify=verify).status_code == 200:
+            if httpx.get(url, timeout=1, verify=verify, auth=auth).status_code == 200:
                 return proc
         except httpx.TransportError:
             pass

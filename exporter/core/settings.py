@@ -12,6 +12,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationError,
     field_validator,
     model_validator,
 )
@@ -33,6 +34,15 @@ def check_zone(zone: str) -> str:
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Zone = Annotated[str, AfterValidator(check_zone)]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+
+
+def problem_lines(error: ValidationError) -> list[str]:
+    """Turn pydantic errors into 'key.path: message' lines that never echo the input value."""
+    return [
+        f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: "
+        f"{e['msg'].removeprefix('Value error, ')}"
+        for e in error.errors(include_input=False, include_url=False)
+    ]
 
 
 class Secret:

@@ -2,18 +2,21 @@
 
 import secrets
 import time
+from collections.abc import Collection
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 
 from exporter import __version__
+from exporter.core.webconfig import WebConfig
 from exporter.exposition.metrics import CONTENT_TYPE
 from exporter.service.overview import overview
 from exporter.service.runner import Exporter
 from exporter.tickets.bridge import Bridge
 from exporter.tickets.receiver import document_body
 from exporter.tickets.receiver import router as receiver_router
+from exporter.web.access import PUBLIC_SCOPE_KEY, AccessMiddleware
 from exporter.web.page import render_page
 
 
@@ -41,9 +44,12 @@ def get_exporter(request: Request) -> Exporter:
 ExporterDep = Annotated[Exporter, Depends(get_exporter)]
 
 
-def create_app(exporter: Exporter, bridge: Bridge | None = None) -> FastAPI:
+def create_app(exporter: Exporter, bridge: Bridge | None = None, web: WebConfig | None = None,
+               public: Collection[str] = ("healthz",)) -> FastAPI:
     """Build the FastAPI app around a (started or not) Exporter and the ticket bridge."""
     app = FastAPI(title="bacula-exporter", version=__version__)
+    if web is not None:
+        app.add_middleware(AccessMiddleware, web=web, public=public)
     app.state.exporter = exporter
     if bridge is not None:
         app.state.bridge = bridge
@@ -80,14 +86,16 @@ def create_app(exporter: Exporter, bridge: Bridge | None = None) -> FastAPI:
         return {"status": "ok"}
 
     @app.get("/readyz")
-    def readyz(exp: ExporterDep) -> JSONResponse:
+    def readyz(exp: ExporterDep, request: Request) -> JSONResponse:
         """Readiness: the catalogs it serves were polled once (a standby serves none)."""
-        catalogs = {
-            p.cfg.name: {"up": p.up, "error": p.error or None} for p in exp.active()
-        }
         code = 200 if exp.ready() else 503
         role = "leader" if exp.leading else "standby"
-        return JSONResponse({"ready": code == 200, "role": role, "catalogs": catalogs},
-                            status_code=code)
+        body: dict[str, Any] = {"ready": code == 200, "role": role}
+        # Answered without credentials (a public /readyz for probes): no names, no errors.
+        if not request.scope.get(PUBLIC_SCOPE_KEY):
+            body["catalogs"] = {
+                p.cfg.name: {"up": p.up, "error": p.error or None} for p in exp.active()
+            }
+        return JSONResponse(body, status_code=code)
 
     return app
