@@ -148,13 +148,15 @@ class Prometheus(Daemon):
     """Prometheus scraping `targets` as job "bacula" every second and evaluating `rule_files`."""
 
     def __init__(self, workdir: Path, targets: Sequence[str], rule_files: Sequence[Path],
-                 alertmanager: str | None = None, metrics_path: str = "/metrics") -> None:
+                 alertmanager: str | None = None, metrics_path: str = "/metrics",
+                 scrape_configs: Sequence[dict[str, Any]] = ()) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         config: dict[str, Any] = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s",
                        "scrape_timeout": "1s"},
             "rule_files": [str(p) for p in rule_files],
-            "scrape_configs": [{
+            # Given scrape configs (auth, TLS) replace the plain "bacula" job.
+            "scrape_configs": list(scrape_configs) or [{
                 "job_name": "bacula",
                 # The exporter's `job` label is Bacula's job name; without this Prometheus
                 # renames it to `exported_job` and every rule's join on `job` finds nothing.
@@ -183,6 +185,12 @@ class Prometheus(Daemon):
         response = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=5)
         response.raise_for_status()
         return list(response.json()["data"]["result"])
+
+    def targets(self) -> list[dict[str, Any]]:
+        """Return the active scrape targets with their health and last error."""
+        response = httpx.get(f"{self.url}/api/v1/targets", timeout=5)
+        response.raise_for_status()
+        return list(response.json()["data"]["activeTargets"])
 
     def alerts(self) -> list[dict[str, Any]]:
         """Return Prometheus' active (pending and firing) alerts."""
@@ -239,6 +247,12 @@ class Receiver:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    def targets(self) -> list[dict[str, Any]]:
+        """Return the active scrape targets with their health and last error."""
+        response = httpx.get(f"{self.url}/api/v1/targets", timeout=5)
+        response.raise_for_status()
+        return list(response.json()["data"]["activeTargets"])
 
     def alerts(self) -> list[dict[str, Any]]:
         """Return every alert of every post so far, in arrival order."""

@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import bcrypt
 import httpx
@@ -15,6 +16,7 @@ import pytest
 
 from exporter.demo import write_demo_catalog
 from tests.certs import Pair, authority, issue
+from tests.integration.test_status import browse
 from tests.server import start, stop, write_config
 
 USER, PASSWORD = "prometheus", "correct horse battery staple"
@@ -209,3 +211,14 @@ def test_check_config_names_the_web_config_key(tmp_path: Path) -> None:
     assert f"web_config_file ({web}): basic_auth_users: alice: not a bcrypt hash" in result.stderr
     assert "tls_server_config.bogus: Extra inputs are not permitted" in result.stderr
     assert "hunter2" not in result.stderr + result.stdout
+
+
+def test_status_page_in_chromium_with_and_without_credentials(protected: str) -> None:
+    """Real Chromium gets the page with credentials and the 401 page without them."""
+    host = protected.removeprefix("http://")
+    dom = browse(f"http://{USER}:{quote(PASSWORD)}@{host}/?q=mail01", "--dump-dom")
+    assert "mail01-fd" in dom and '<tr data-state="late"' in dom
+    # Without credentials headless Chromium meets the 401's Basic challenge and, having no one
+    # to ask, shows nothing of the page (the status code itself is checked over HTTP above).
+    refused = browse(f"{protected}/", "--dump-dom")
+    assert "mail01-fd" not in refused and "<tr" not in refused
