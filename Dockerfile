@@ -55,4 +55,7 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(os.environ['HEALTHCHECK_URL'], timeout=4)"]
 
 ENTRYPOINT ["bacula-exporter"]
+# Basic auth and TLS as every Prometheus exporter takes them: mount a web config and add
+#   --web.config.file /etc/bacula-exporter/web.yml
+# (docs/configuration.md#web_config_file). /healthz stays open for the HEALTHCHECK above.
 CMD ["--config", "/etc/bacula-exporter/config.yml"]

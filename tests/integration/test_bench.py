@@ -47,3 +47,14 @@ def test_outbox_backlog_smoke(state_database: str) -> None:
     results = bench("bench.outbox_backlog", "--backlog", "300", "--claims", "50",
                     "--state-database", state_database)
     assert [r["store"] for r in results] == ["sqlite", "postgresql"]
+
+
+def test_auth_scrape_smoke() -> None:
+    (result,) = bench("bench.auth_scrape", "--scrapes", "20", "--flood", "8", "--cost", "4")
+    assert result["basic_auth_cold_ms"] > 0
+    for case in ("no_auth", "basic_auth_warm"):
+        figures = result[case]
+        assert isinstance(figures, dict) and figures["p99_ms"] >= figures["p50_ms"] > 0
+    flood = result["flood"]
+    assert isinstance(flood, dict) and flood["valid_scrapes"] > 0
+    assert flood["wrong_known_user_mean_ms"] > 0 and flood["wrong_unknown_user_mean_ms"] > 0

@@ -258,10 +258,17 @@ def test_deployment_is_hardened(scenario: Path) -> None:
     assert sc["allowPrivilegeEscalation"] is False
     assert sc["capabilities"] == {"drop": ["ALL"]}
     assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    scheme = "HTTPS" if values.get("tls", {}).get("existingSecret") else "HTTP"
-    assert container["readinessProbe"]["httpGet"]["scheme"] == scheme
+    web = values.get("webConfig", {})
+    if web.get("existingSecret") and web.get("clientCertRequired"):
+        # The kubelet has no client certificate: the probes check the port.
+        for probe in ("livenessProbe", "readinessProbe"):
+            assert container[probe]["tcpSocket"] == {"port": "http"}
+            assert "httpGet" not in container[probe]
+    else:
+        assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        https = values.get("tls", {}).get("existingSecret") or web.get("https")
+        assert container["readinessProbe"]["httpGet"]["scheme"] == ("HTTPS" if https else "HTTP")
     assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
     assert container["args"] == ["--config", CONTAINER_CONFIG]
     volumes = {v["name"]: v for v in pod["volumes"]}
@@ -320,7 +327,8 @@ def test_rendered_config_passes_check_config(scenario: Path, tmp_path: Path) -> 
         assert volume is not None and "secret" in volume, f"{key}: {path} is in no mounted Secret"
         stand_in = tmp_path / "secrets" / path.lstrip("/")
         stand_in.parent.mkdir(parents=True, exist_ok=True)
-        stand_in.write_text("stand-in secret\n")
+        # The web config file is YAML of its own: an empty one stands in for it.
+        stand_in.write_text("{}\n" if key == "web_config_file" else "stand-in secret\n")
         mapping[key] = str(stand_in)
     if "state_dir" in config:
         assert config["state_dir"] == STATE_DIR and STATE_DIR in by_path
@@ -334,6 +342,36 @@ def test_rendered_config_passes_check_config(scenario: Path, tmp_path: Path) -> 
     rendered.write_text(yaml.safe_dump(config))
     out = ok(run(tool("bacula-exporter"), "check-config", rendered, env=env))
     assert "OK" in out
+
+
+def test_access_control_scenario() -> None:
+    """The web config from its Secret, a public /readyz, scraping with basic auth and a client
+    certificate, and a NetworkPolicy that admits only the peers named."""
+    values = scenario_values(CHART / "ci" / "access-values.yaml")
+    objects = render(values)
+    deployment = only(objects, "Deployment")
+    (configmap,) = [o for o in objects if o["kind"] == "ConfigMap"
+                    and o["metadata"]["name"] == f"{RELEASE}-bacula-exporter"]
+    config = yaml.safe_load(configmap["data"]["config.yml"])
+    assert config["web_config_file"] == "/etc/bacula-exporter/web/web.yml"
+    assert config["web_public"] == ["healthz", "readyz"]
+    web = mounts(deployment)["/etc/bacula-exporter/web"]
+    assert web["secret"]["secretName"] == "bacula-exporter-web"
+    (endpoint,) = only(objects, "ServiceMonitor")["spec"]["endpoints"]
+    assert endpoint["scheme"] == "https"
+    assert endpoint["basicAuth"] == {
+        "username": {"name": "bacula-exporter-scrape", "key": "username"},
+        "password": {"name": "bacula-exporter-scrape", "key": "password"}}
+    assert endpoint["tlsConfig"]["serverName"] == f"{RELEASE}-bacula-exporter.{NAMESPACE}.svc"
+    assert endpoint["tlsConfig"]["keySecret"] == {"name": "prometheus-scrape-cert",
+                                                  "key": "tls.key"}
+    policy = only(objects, "NetworkPolicy")
+    assert policy["spec"]["podSelector"]["matchLabels"] == (
+        deployment["spec"]["selector"]["matchLabels"])
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+    assert rule["from"] == values["networkPolicy"]["from"]
+    assert not [o for o in render({}) if o["kind"] == "NetworkPolicy"]  # off by default
 
 
 def test_chart_rule_and_dashboard_copies_match_their_sources() -> None:

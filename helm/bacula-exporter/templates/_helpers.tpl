@@ -41,6 +41,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "bacula-exporter.configDir" -}}/etc/bacula-exporter{{- end }}
 {{- define "bacula-exporter.secretsDir" -}}/etc/bacula-exporter/secrets{{- end }}
 {{- define "bacula-exporter.tlsDir" -}}/etc/bacula-exporter/tls{{- end }}
+{{- define "bacula-exporter.webDir" -}}/etc/bacula-exporter/web{{- end }}
+
+{{/* HTTPS when the server has a certificate, from tls or from the web config. */}}
+{{- define "bacula-exporter.https" -}}
+{{- if or .Values.tls.existingSecret .Values.webConfig.https }}true{{ end }}
+{{- end }}
 {{- define "bacula-exporter.stateDir" -}}/var/lib/bacula-exporter{{- end }}
 
 {{/* The path of the password file a passwordSecret ({name, key}) is mounted as. */}}
@@ -100,6 +106,12 @@ state_database. */}}
 {{- $dir := include "bacula-exporter.tlsDir" . }}
 {{- $_ := set $cfg "tls" (dict "cert_file" (printf "%s/tls.crt" $dir) "key_file" (printf "%s/tls.key" $dir)) }}
 {{- end }}
+{{- with .Values.webConfig }}
+{{- if .existingSecret }}
+{{- $_ := set $cfg "web_config_file" (printf "%s/%s" (include "bacula-exporter.webDir" $) .key) }}
+{{- $_ := set $cfg "web_public" (ternary (list "healthz" "readyz") (list "healthz") .publicReadyz) }}
+{{- end }}
+{{- end }}
 {{- $sdb := .Values.stateDatabase }}
 {{- if $sdb.url }}
 {{- /* Always with a url, sinks or not: leadership lives in the state database too. */}}
@@ -118,4 +130,18 @@ state_database. */}}
 {{- $_ := set $cfg "state_dir" (include "bacula-exporter.stateDir" .) }}
 {{- end }}
 {{- toYaml $cfg }}
+{{- end }}
+
+{{/* A probe from values: its httpGet gets the server's scheme; with client certificates
+required (the kubelet has none) it becomes a TCP check of the same port, timings kept. */}}
+{{- define "bacula-exporter.probe" -}}
+{{- $probe := deepCopy .probe }}
+{{- if and .tcp $probe.httpGet }}
+{{- $port := $probe.httpGet.port }}
+{{- $probe = omit $probe "httpGet" }}
+{{- $_ := set $probe "tcpSocket" (dict "port" $port) }}
+{{- else if $probe.httpGet }}
+{{- $_ := set $probe.httpGet "scheme" .scheme }}
+{{- end }}
+{{- toYaml $probe }}
 {{- end }}
