@@ -151,6 +151,17 @@ def expected(catalog: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float
     put("bacula_pool_max_volumes", 0, pool="Offsite")
     put("bacula_pool_max_volumes", 0, pool="Empty")
     put("bacula_catalog_skipped_rows_total", 1, reason="unknown_status")
+    # Job 13: a verify that found differences; job 16: an admin job that ran fine.
+    verify = {"client": "alpha-fd", "job": "VerifyAlpha", "level": "verify-catalog"}
+    put("bacula_verify_last_run_timestamp_seconds", int(T0 + 7 * H + 60), **verify)
+    put("bacula_verify_last_run_status", 1, status="differences", **verify)
+    put("bacula_verify_runs_total", 1, **verify)
+    put("bacula_verify_failures_total", 1, **verify)
+    admin = {"client": "", "job": "CatalogBackup"}
+    put("bacula_admin_last_run_timestamp_seconds", int(T0 + 8 * H + 5), **admin)
+    put("bacula_admin_last_run_status", 1, status="ok", **admin)
+    put("bacula_admin_runs_total", 1, **admin)
+    put("bacula_admin_failures_total", 0, **admin)
     return out
 
 

@@ -60,6 +60,8 @@ LEVEL_NAMES: dict[str, str] = {
 BACKUP = "B"
 COPY = "C"
 RESTORE = "R"
+# Jobs that prove or maintain rather than back up: each has its own last run and status.
+CHECKS = {"V": "verify", "D": "admin"}
 
 
 def classify(status: str, errors: int) -> StatusClass | None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from exporter.catalog.codes import (
     ACTIVE,
     BACKUP,
+    CHECKS,
     COPY,
     FAILED,
     FINISHED,
@@ -130,6 +131,16 @@ class Series:
         return f"{code} {self.failure_reason}".rstrip()
 
 
+@dataclass(slots=True)
+class Check:
+    """A verify or admin job's record: the last run, the last success, counters."""
+
+    last_run: Run | None = None
+    last_success: float | None = None
+    runs: int = 0
+    failures: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class Client:
     """A Client row."""
@@ -162,6 +173,8 @@ class CatalogModel:
     pools: dict[str, Pool] = field(default_factory=dict)
     skipped: Counter[str] = field(default_factory=Counter)
     coverage: dict[tuple[str, str], Coverage | None] = field(default_factory=dict)
+    # (kind, client, job, level) of verify and admin jobs; client "" when the row names none.
+    checks: dict[tuple[str, str, str, str], Check] = field(default_factory=dict)
     generation: int = 0  # bumped on every change, so renderers know when to redo their work
 
     def set_clients(self, clients: dict[int, Client], replace: bool = False) -> None:
@@ -191,6 +204,9 @@ class CatalogModel:
     def seed(self, aggregates: Iterable[Aggregate]) -> None:
         """Take the counters and copy times of a cold start from its GROUP BY rows."""
         for agg in aggregates:
+            if agg.type in CHECKS:
+                self._seed_check(agg)
+                continue
             if agg.type not in (BACKUP, COPY, RESTORE):
                 continue
             cls = classify(agg.status, 1 if agg.errors else 0)
@@ -215,6 +231,24 @@ class CatalogModel:
                 self.restores[(client.name, cls.value)] += agg.count
         self.generation += 1
 
+    def _seed_check(self, agg: Aggregate) -> None:
+        """Count a cold start's verify or admin runs."""
+        cls = classify(agg.status, 1 if agg.errors else 0)
+        if cls is None or cls not in FINISHED:
+            return
+        check = self.checks.setdefault(self._check_key(agg.type, agg.client_id, agg.name,
+                                                       agg.level), Check())
+        check.runs += agg.count
+        check.failures += agg.count if cls in FAILED else 0
+
+    def _check_key(self, type_: str, client_id: int, name: str, level: str
+                   ) -> tuple[str, str, str, str]:
+        """Return the key of a verify or admin job (admin jobs have no level)."""
+        client = self.clients.get(client_id)
+        kind = CHECKS[type_]
+        label = (level_name(level) or level) if kind == "verify" else ""
+        return kind, client.name if client else "", name, label
+
     def apply(self, records: Iterable[JobRecord], count: bool = True) -> list[JobRecord]:
         """Fold job rows into the state; return those that reached a final status just now.
 
@@ -238,6 +272,10 @@ class CatalogModel:
             was_active = self.active.pop(rec.job_id, None) is not None
             if count:
                 finished.append(rec)
+            if rec.type in CHECKS:
+                self._fold_check(rec, cls, count)
+                self.generation += 1
+                continue
             if rec.type in (BACKUP, COPY, RESTORE) and client is None:
                 self.skip("unknown_client")
                 continue
@@ -271,6 +309,19 @@ class CatalogModel:
             series.last_copy = max(series.last_copy or 0.0, rec.finished_at or 0.0)
         elif rec.type == RESTORE and count:
             self.restores[(key[0], cls.value)] += 1
+
+    def _fold_check(self, rec: JobRecord, cls: StatusClass, count: bool) -> None:
+        """Update a verify or admin job's record (a verify's differences count as failure)."""
+        check = self.checks.setdefault(
+            self._check_key(rec.type, rec.client_id, rec.name, rec.level), Check())
+        if count:
+            check.runs += 1
+            check.failures += cls in FAILED
+        run = Run(rec.job_id, rec.finished_at or 0.0, cls, rec.bytes, rec.files, rec.duration)
+        if check.last_run is None or rec.job_id >= check.last_run.job_id:
+            check.last_run = run
+        if is_success(cls, self.warning_is_success):
+            check.last_success = max(check.last_success or 0.0, run.time)
 
     def set_reasons(self, logs: dict[int, list[str]]) -> None:
         """Attach Log lines to the last failures they belong to."""

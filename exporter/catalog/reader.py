@@ -14,6 +14,7 @@ from exporter.catalog.codes import (
     ACTIVE,
     ACTIVE_CODES,
     BACKUP,
+    CHECKS,
     FAILED,
     FINISHED_CODES,
     RESTORE,
@@ -353,17 +354,18 @@ class Reader:
 
 
 def _latest_ids(aggregates: Sequence[Aggregate], model: CatalogModel) -> set[int]:
-    """Pick the JobIds of the last finished run and the last success of every backup key."""
-    last: dict[tuple[int, str, str], int] = {}
-    good: dict[tuple[int, str, str], int] = {}
-    bad: dict[tuple[int, str, str], int] = {}
+    """Pick the JobIds of the last run, last success and last failure of every backup key,
+    and of every verify and admin job key."""
+    last: dict[tuple[str, int, str, str], int] = {}
+    good: dict[tuple[str, int, str, str], int] = {}
+    bad: dict[tuple[str, int, str, str], int] = {}
     for agg in aggregates:
-        if agg.type != BACKUP:
+        if agg.type != BACKUP and agg.type not in CHECKS:
             continue
         cls = classify(agg.status, 1 if agg.errors else 0)
         if cls is None or cls in ACTIVE:
             continue
-        key = (agg.client_id, agg.name, agg.level)
+        key = (agg.type, agg.client_id, agg.name, agg.level)
         last[key] = max(last.get(key, 0), agg.max_job_id)
         if is_success(cls, model.warning_is_success):
             good[key] = max(good.get(key, 0), agg.max_job_id)

@@ -71,6 +71,21 @@ STATE_FAMILIES = _families(
      "Jobs (full, differential, incrementals) needed to restore the newest point."),
     ("bacula_client_info", "gauge", "1 for every Client row of the catalog."),
     ("bacula_restore_runs_total", "counter", "Finished restore jobs by client and status class."),
+    ("bacula_verify_last_run_timestamp_seconds", "gauge",
+     "End of the last finished run of this verify job at this level."),
+    ("bacula_verify_last_run_status", "gauge",
+     "1 for the status class of the last finished verify run (differences: data did not match)."),
+    ("bacula_verify_last_success_timestamp_seconds", "gauge",
+     "End of the last verify run that found no differences."),
+    ("bacula_verify_runs_total", "counter", "Finished verify runs."),
+    ("bacula_verify_failures_total", "counter",
+     "Verify runs that found differences, failed or were canceled."),
+    ("bacula_admin_last_run_timestamp_seconds", "gauge",
+     "End of the last finished run of this admin job."),
+    ("bacula_admin_last_run_status", "gauge",
+     "1 for the status class of the last finished run of this admin job."),
+    ("bacula_admin_runs_total", "counter", "Finished admin job runs."),
+    ("bacula_admin_failures_total", "counter", "Admin job runs that failed or were canceled."),
     ("bacula_pool_volumes", "gauge", "Volumes of a pool by volume status."),
     ("bacula_pool_bytes", "gauge", "Bytes on the volumes of a pool."),
     ("bacula_pool_max_volumes", "gauge", "MaxVols of a pool (0 = no limit)."),
@@ -170,6 +185,19 @@ def render_state(catalog: str, state: CatalogModel) -> Lines:
         out["bacula_restore_runs_total"].append(
             f'{{{cat},client="{escape(client)}",status="{status}"}} {count}'
         )
+    for (kind, client, job, level), check in sorted(state.checks.items()):
+        key = f'{cat},client="{escape(client)}",job="{escape(job)}"'
+        if kind == "verify":
+            key += f',level="{escape(level)}"'
+        if check.last_run is not None:
+            run = check.last_run
+            out[f"bacula_{kind}_last_run_timestamp_seconds"].append(f"{{{key}}} {number(run.time)}")
+            out[f"bacula_{kind}_last_run_status"].append(f'{{{key},status="{run.status.value}"}} 1')
+        if kind == "verify" and check.last_success is not None:
+            out["bacula_verify_last_success_timestamp_seconds"].append(
+                f"{{{key}}} {number(check.last_success)}")
+        out[f"bacula_{kind}_runs_total"].append(f"{{{key}}} {check.runs}")
+        out[f"bacula_{kind}_failures_total"].append(f"{{{key}}} {check.failures}")
     for name, pool in sorted(state.pools.items()):
         pool_key = f'{cat},pool="{escape(name)}"'
         for status, count in sorted(pool.volumes.items()):

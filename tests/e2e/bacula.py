@@ -292,6 +292,11 @@ class BaculaLab:
             (self.data / f"file{i}.bin").write_bytes(os.urandom(size))
         (self.data / "sub" / "notes.txt").write_text("first version\n")
 
+    def tamper(self) -> None:
+        """Change a backed-up file behind the catalog's back, for a verify to find."""
+        with (self.data / "file1.bin").open("r+b") as fh:
+            fh.write(b"tampered")
+
     def change_data(self) -> None:
         """Change one file and add another, so an Incremental has something to save."""
         # A second later than the Full, so mtime-based selection cannot miss it.
@@ -457,6 +462,30 @@ Job {{
   Pool = Main
   Messages = Standard
   Where = "{self.restored}"
+}}
+Job {{
+  Name = VerifyVolume
+  JobDefs = Defaults
+  Type = Verify
+  Level = VolumeToCatalog
+  Verify Job = BackupGood
+}}
+Job {{
+  Name = VerifyDisk
+  JobDefs = Defaults
+  Type = Verify
+  Level = DiskToCatalog
+  Verify Job = BackupGood
+}}
+Job {{
+  Name = AdminMaintenance
+  JobDefs = Defaults
+  Type = Admin
+  RunScript {{
+    RunsWhen = Before
+    RunsOnClient = No
+    Command = "/bin/true"
+  }}
 }}
 {self._bacula15_director_conf() if self.release.modern else ""}""")
         (self.etc / "bacula-sd.conf").write_text(f"""

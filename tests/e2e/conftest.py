@@ -329,6 +329,11 @@ def run_scenario(lab: BaculaLab, exporters: list[ExporterProcess], receiver: Rec
     backup("copy", "CopyToOffsite")
     before = time.time()
     finish("restore", lab.restore(), before)
+    # Verify what was backed up (it must match), then a file changed on disk (it must not).
+    backup("verify_ok", "VerifyVolume")
+    lab.tamper()
+    backup("verify_diff", "VerifyDisk")
+    backup("admin", "AdminMaintenance")
     if modern:
         before = time.time()
         finish("crypt_restore", lab.restore("crypt-fd"), before)

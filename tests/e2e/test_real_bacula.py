@@ -52,6 +52,21 @@ def finished(run: E2ERun, type_: str) -> dict[Key, list[JobRow]]:
     return out
 
 
+CHECKS = {"V": "verify", "D": "admin"}
+CHECK_LEVELS = {"O": "verify-volume-to-catalog", "d": "verify-disk-to-catalog",
+                "C": "verify-catalog", "V": "verify-init", "A": "verify-data"}
+
+
+def check_labels(run: E2ERun, row: JobRow) -> tuple[str, dict[str, str]]:
+    """Return the kind (verify, admin) and the labels of a verify or admin job's series."""
+    kind = CHECKS[row.type]
+    found = {"catalog": run.catalog, "client": run.clients.get(row.client_id, ("", ""))[0],
+             "job": row.name}
+    if kind == "verify":
+        found["level"] = CHECK_LEVELS[row.level]
+    return kind, found
+
+
 def keys(scrape: Scrape, name: str, catalog: str) -> set[Key]:
     """Return the (client, job, level) of every series of a per-job metric."""
     found = set()
@@ -111,7 +126,8 @@ def test_bacula_wrote_every_kind_of_job(e2e: E2ERun) -> None:
     assert set(e2e.llist) == {j.job_id for j in e2e.jobs}
     for row in e2e.jobs:
         bacula = e2e.llist[row.job_id]
-        mine = {"name": row.name, "type": row.type, "level": row.level,
+        # llist prints an admin job's blank level as nothing.
+        mine = {"name": row.name, "type": row.type, "level": row.level.strip(),
                 "jobstatus": row.status, "clientid": str(row.client_id),
                 "jobtdate": str(row.job_tdate), "jobfiles": str(row.files),
                 "jobbytes": str(row.bytes), "joberrors": str(row.errors),
@@ -219,6 +235,34 @@ def test_restore_counter(e2e: E2ERun, scrape: Scrape) -> None:
                for _, job, _ in keys(scrape, "bacula_job_runs_total", e2e.catalog))
 
 
+def test_verify_and_admin_jobs(e2e: E2ERun, scrape: Scrape) -> None:
+    """Verify and admin jobs: last run, status, success and counters as the Director wrote them."""
+    assert (e2e.job("verify_ok").type, e2e.job("verify_ok").status) == ("V", "T")
+    assert (e2e.job("verify_diff").type, e2e.job("verify_diff").status) == ("V", "D")
+    assert (e2e.job("admin").type, e2e.job("admin").status) == ("D", "T")
+    by_key: dict[tuple[str, frozenset[tuple[str, str]]], list[JobRow]] = defaultdict(list)
+    for row in e2e.jobs:
+        if row.type in CHECKS and status_class(row) is not None:
+            kind, found = check_labels(e2e, row)
+            by_key[(kind, frozenset(found.items()))].append(row)
+    assert len(by_key) == 3
+    for (kind, label_set), rows in by_key.items():
+        found, last = dict(label_set), rows[-1]
+        statuses = scrape.series(f"bacula_{kind}_last_run_status", **found)
+        assert {dict(k)["status"]: v for k, v in statuses.items()} == {status_class(last): 1}
+        assert scrape.value(f"bacula_{kind}_runs_total", **found) == len(rows)
+        failures = sum(status_class(r) in FAILED | {"differences"} for r in rows)
+        assert scrape.value(f"bacula_{kind}_failures_total", **found) == failures
+        if kind == "verify":
+            good = [r.job_tdate for r in rows if status_class(r) in SUCCESS]
+            assert scrape.value("bacula_verify_last_success_timestamp_seconds",
+                                **found) == (max(good) if good else None)
+    # The tampered file is what the disk verify found.
+    differ = [p for p in e2e.posts["watcher"] if p.accepted
+              and p.key == f"{e2e.catalog}:{e2e.job('verify_diff').job_id}"]
+    assert differ and differ[0].body["status"] == "differences"
+
+
 def test_client_info(e2e: E2ERun, scrape: Scrape) -> None:
     """Every Client row is visible, the one that never had a good backup included."""
     got = {(dict(k)["client"], dict(k)["uname"]): v
@@ -297,6 +341,10 @@ def test_every_job_shows_after_one_poll(e2e: E2ERun) -> None:
             client = e2e.clients[row.client_id][0]
             assert scrape.value("bacula_restore_runs_total", catalog=e2e.catalog, client=client,
                                 status=status_class(row) or "") == 1, role
+        elif row.type in CHECKS:
+            kind, labels_ = check_labels(e2e, row)
+            assert scrape.value(f"bacula_{kind}_last_run_timestamp_seconds",
+                                **labels_) == row.job_tdate, role
 
 
 def test_exported_times_are_true_unix_times(e2e: E2ERun) -> None:
@@ -488,7 +536,11 @@ CHECKED_FAMILIES = (
     "bacula_job_last_success_encrypted", "bacula_job_last_run_timestamp_seconds",
     "bacula_job_last_run_status", "bacula_job_runs_total", "bacula_job_failures_total",
     "bacula_job_last_copy_timestamp_seconds", "bacula_restore_runs_total", "bacula_client_info",
-    "bacula_pool_volumes", "bacula_pool_bytes",
+    "bacula_pool_volumes", "bacula_pool_bytes", "bacula_verify_last_run_timestamp_seconds",
+    "bacula_verify_last_run_status", "bacula_verify_last_success_timestamp_seconds",
+    "bacula_verify_runs_total", "bacula_verify_failures_total",
+    "bacula_admin_last_run_timestamp_seconds", "bacula_admin_last_run_status",
+    "bacula_admin_runs_total", "bacula_admin_failures_total",
 )
 
 

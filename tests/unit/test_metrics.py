@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from exporter.catalog.codes import StatusClass
-from exporter.catalog.model import CatalogModel, Client, JobRecord, Pool, Run, Series
+from exporter.catalog.model import CatalogModel, Check, Client, JobRecord, Pool, Run, Series
 from exporter.catalog.restore_points import Coverage
 from exporter.exposition.metrics import (
     HEALTH_FAMILIES,
@@ -47,6 +47,12 @@ def hand_state() -> CatalogModel:
     s.restores[("web01-fd", "ok")] = 3
     s.pools = {"Full": Pool({"append": 2, "full": 5}, 999, 10), "Empty": Pool({}, 0, 0)}
     s.skipped["unknown_status"] = 1
+    s.checks = {
+        ("verify", "web01-fd", "Verify-web01", "verify-volume-to-catalog"): Check(
+            Run(20, 1790002500.0, StatusClass.DIFFERENCES, 0, 4321, 60.0), 1789500000.0, 3, 1),
+        ("admin", "", "CatalogMaintenance", ""): Check(
+            Run(21, 1790002600.0, StatusClass.OK, 0, 0, 2.0), 1790002600.0, 5, 0),
+    }
     s.coverage = {("web01-fd", "Backup-web01"): Coverage(1789000000.0, 1789900000.0, 9, 3),
                   ("web01-fd", "Backup-gone"): None}  # nothing left to restore
     return s
