@@ -80,6 +80,11 @@ def build_demo(now: float | None = None, seed: int = 7) -> CatalogBuilder:
           level="F", status="f")
     b.job("RestoreFiles", "web02-fd", now - 5 * 3600, now - 5 * 3600 + 240, type_="R",
           bytes_=2 * GiB, files=1200, pool="Full")
+    # The nightly catalog backup (an admin job) and a weekly read-back of db01's volumes.
+    b.job("BackupCatalog", "", midnight + 2 * 3600, midnight + 2 * 3600 + 40, type_="D",
+          level=" ")
+    b.job("VerifyDb01", "db01-fd", midnight - DAY + 4 * 3600, midnight - DAY + 4 * 3600 + 900,
+          type_="V", level="O", files=4100)
     for hour in range(24, 0, -1):
         start = now - hour * 3600 - 600
         b.job("Backup-db01-hourly", "db01-fd", start, start + 90, level="I",
