@@ -109,6 +109,17 @@ def overview(
                 seen_clients.add(client)
                 rows.append(StatusRow(name, client, job, level, Standing.NEVER, None,
                                 max_age(name, client, job, level), "", None, "", since, 0))
+        # Verify and admin jobs: failing while their last run failed (a verify's differences
+        # too); no SLA age. The level column says which kind of check it is.
+        for (kind, client, job, level), check in dict(model.checks).items():
+            last = check.last_run
+            if last is None:
+                continue
+            failed = last.status in FAILED
+            rows.append(StatusRow(
+                name, client, job, level or kind, Standing.FAILING if failed else Standing.OK,
+                check.last_success, None, last.status.value, last.time if failed else None,
+                f"{kind} job ended {last.status.value}" if failed else "", None, 0))
         for info_ in list(model.clients.values()):
             if info_.name not in seen_clients:
                 # A registered client that never ran a backup: the case nobody else alerts on.

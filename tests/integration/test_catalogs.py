@@ -16,6 +16,7 @@ from exporter.catalog.ddl import column_names
 from exporter.catalog.engines import connect
 from exporter.catalog.model import FinishedJob
 from exporter.exposition.metrics import Exposition
+from exporter.service.overview import Standing, level_of_trouble, overview
 from exporter.service.poller import CatalogPoller
 from exporter.tickets.events.jobs import job_result_event
 from tests import scenario
@@ -543,4 +544,21 @@ def test_sqlite_catalog_replaced_removed_and_back(make_catalog: Any, tmp_path: P
     assert value(poll(poller), "bacula_job_last_success_timestamp_seconds",
                  catalog=cat.config().name, client="alpha-fd", job="BackupAlpha",
                  level="full") == 1780000000
+    poller.close()
+
+
+def test_failed_verify_is_a_failing_row_and_a_nagios_warning(make_catalog: Any) -> None:
+    """The scenario's verify found differences: a failing overview row, a WARNING check."""
+    cat = make_catalog("sqlite", scenario.ZONE)
+    write_scenario(cat, 16)
+    poller = CatalogPoller(cat.config())
+    poll(poller)
+    rows, health = overview([poller], lambda *_: None, time.time())
+    (verify,) = [r for r in rows if r.job == "VerifyAlpha"]
+    assert (verify.standing, verify.level, verify.last_status, verify.reason) == (
+        Standing.FAILING, "verify-catalog", "differences", "verify job ended differences")
+    (admin,) = [r for r in rows if r.job == "CatalogBackup"]
+    assert (admin.standing, admin.level) == (Standing.OK, "admin")
+    code, line = level_of_trouble([verify], health)
+    assert code == 1 and "alpha-fd/VerifyAlpha/verify-catalog last run differences" in line
     poller.close()

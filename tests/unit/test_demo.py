@@ -35,6 +35,10 @@ def test_demo_shows_the_intended_mix(tmp_path: Path, now: float) -> None:
         ("never", "laptop07-fd", "Backup-laptop07", "full"),
     }
     assert sum(1 for r in rows if not r.standing.value) >= 8
+    checks = {(r.standing.label, r.client, r.job, r.level) for r in rows
+              if r.job in ("VerifyDb01", "BackupCatalog")}
+    assert checks == {("ok", "db01-fd", "VerifyDb01", "verify-volume-to-catalog"),
+                      ("ok", "", "BackupCatalog", "admin")}
     running = [(r.client, r.job) for r in rows if r.running_since is not None]
     assert running == [("db01-fd", "Backup-db01-hourly")]
     poller.close()
