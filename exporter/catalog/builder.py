@@ -32,7 +32,7 @@ class CatalogBuilder:
     zone: ZoneInfo
     rows: dict[str, list[dict[str, Any]]] = field(
         default_factory=lambda: {
-            t: [] for t in ("Client", "Pool", "Media", "Job", "JobMedia", "Log")
+            t: [] for t in ("Client", "Pool", "Media", "Job", "JobMedia", "Log", "Storage")
         }
     )
     _ids: dict[str, int] = field(default_factory=dict)

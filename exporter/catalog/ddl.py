@@ -82,6 +82,7 @@ _JOBMEDIA: Columns = [
     ("LastIndex", INT), ("StartFile", INT), ("EndFile", INT), ("StartBlock", BIG),
     ("EndBlock", BIG), ("VolIndex", INT),
 ]
+_STORAGE: Columns = [("StorageId", SERIAL), ("Name", NAME), ("AutoChanger", SMALL)]
 _LOG: Columns = [("LogId", SERIAL), ("JobId", INT), ("Time", TIME), ("LogText", TEXT)]
 _STATUS: Columns = [("JobStatus", CODE), ("JobStatusLong", TEXT), ("Severity", INT)]
 _VERSION: Columns = [("VersionId", INT)]
@@ -141,7 +142,7 @@ def tables(version: int) -> dict[str, Columns]:
             media += [("Protected", SMALL), ("UseProtect", SMALL), ("VolEncrypted", SMALL)]
     return {
         "Version": _VERSION, "Status": _STATUS, "Client": client, "Pool": pool, "Media": media,
-        "Job": job, "JobMedia": jobmedia, "Log": _LOG,
+        "Job": job, "JobMedia": jobmedia, "Log": _LOG, "Storage": _STORAGE,
     }
 
 

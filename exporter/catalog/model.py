@@ -17,6 +17,7 @@ from exporter.catalog.codes import (
     is_success,
     level_name,
 )
+from exporter.catalog.media import Lifecycle
 from exporter.catalog.restore_points import Coverage
 
 
@@ -156,6 +157,7 @@ class Pool:
     volumes: dict[str, int]
     bytes: int
     max_volumes: int
+    capacity: int = 0  # MaxPoolBytes, else MaxVols x MaxVolBytes; 0: the pool sets none
 
 
 Key = tuple[str, str, str]  # client, job, level
@@ -173,6 +175,7 @@ class CatalogModel:
     pools: dict[str, Pool] = field(default_factory=dict)
     skipped: Counter[str] = field(default_factory=Counter)
     coverage: dict[tuple[str, str], Coverage | None] = field(default_factory=dict)
+    media: dict[str, Lifecycle] = field(default_factory=dict)  # pool -> lifecycle figures
     # (kind, client, job, level) of verify and admin jobs; client "" when the row names none.
     checks: dict[tuple[str, str, str, str], Check] = field(default_factory=dict)
     generation: int = 0  # bumped on every change, so renderers know when to redo their work
@@ -188,6 +191,12 @@ class CatalogModel:
         """Replace the pool and volume summary."""
         if pools != self.pools:
             self.pools = pools
+            self.generation += 1
+
+    def set_media(self, media: dict[str, Lifecycle]) -> None:
+        """Replace the media lifecycle per pool."""
+        if media != self.media:
+            self.media = media
             self.generation += 1
 
     def set_coverage(self, coverage: dict[tuple[str, str], Coverage | None]) -> None:

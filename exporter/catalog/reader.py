@@ -11,20 +11,17 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from exporter.catalog.codes import (
-    ACTIVE,
     ACTIVE_CODES,
     BACKUP,
-    CHECKS,
-    FAILED,
     FINISHED_CODES,
     RESTORE,
     SUCCESS_CODES,
     StatusClass,
     classify,
-    is_success,
 )
 from exporter.catalog.codes import level_name as level_label
 from exporter.catalog.engines import Row, Session
+from exporter.catalog.media import Volume, lifecycle
 from exporter.catalog.model import Aggregate, CatalogModel, Client, FinishedJob, JobRecord, Pool
 from exporter.catalog.restore_points import UNUSABLE_VOLUMES, BackupJob, Coverage, coverage
 from exporter.catalog.rows import (
@@ -36,8 +33,10 @@ from exporter.catalog.rows import (
     as_text,
     decode_job,
     job_columns,
+    latest_ids,
     sql_codes,
 )
+from exporter.catalog.times import local_to_epoch
 
 JOB_BATCH = 5000  # new Job rows fetched per statement
 IN_CHUNK = 500  # JobIds per IN (...) list
@@ -93,6 +92,8 @@ class Reader:
         self.client_watermark = max([self.client_watermark, *clients])
         if full:
             model.set_pools(self._pools(session, model))
+            # Expiry moves with the clock: re-read with the full refresh, not after every job.
+            model.set_media(lifecycle(self._volumes(session, model), time.time()))
             if self.restore_window > 0:
                 model.set_coverage(self._coverage(session, model))
             self.last_refresh = time.monotonic()
@@ -121,24 +122,53 @@ class Reader:
         model.set_pools(self._pools(session, model))
 
     def _pools(self, session: Session, model: CatalogModel) -> dict[str, Pool]:
-        """Count volumes per pool and status and sum their bytes."""
+        """Count volumes per pool and status, sum their bytes, and take the pool's capacity."""
+        # Pool.MaxPoolBytes exists from Bacula 11 (1022) on.
+        has_max = self.info is not None and self.info.product == "bacula" and (
+            self.info.version >= 1022)
+        max_pool = ", p.MaxPoolBytes" if has_max else ""
         rows = session.query(
-            "SELECT p.Name, p.MaxVols, m.VolStatus, COUNT(m.MediaId), SUM(m.VolBytes) "
-            "FROM Pool p LEFT JOIN Media m ON m.PoolId = p.PoolId "
-            "GROUP BY p.Name, p.MaxVols, m.VolStatus"
+            f"SELECT p.Name, p.MaxVols, m.VolStatus, COUNT(m.MediaId), SUM(m.VolBytes), "
+            f"p.MaxVolBytes{max_pool} FROM Pool p LEFT JOIN Media m ON m.PoolId = p.PoolId "
+            f"GROUP BY p.Name, p.MaxVols, m.VolStatus, p.MaxVolBytes{max_pool}"
         )
         pools: dict[str, Pool] = {}
         for row in rows:
             name = as_text(row[0], model)
             if name is None:
                 continue
-            pool = pools.setdefault(name, Pool({}, 0, as_int(row[1])))
+            max_vols, max_vol_bytes = as_int(row[1]), as_int(row[5])
+            max_pool_bytes = as_int(row[6]) if has_max else 0
+            capacity = max_pool_bytes or (max_vols * max_vol_bytes)
+            pool = pools.setdefault(name, Pool({}, 0, max_vols, capacity))
             status = as_text(row[2], model)
             if status is not None and as_int(row[3]) > 0:
                 key = status.lower()
                 pool.volumes[key] = pool.volumes.get(key, 0) + as_int(row[3])
-            pools[name] = Pool(pool.volumes, pool.bytes + max(0, as_int(row[4])), pool.max_volumes)
+            pools[name] = Pool(pool.volumes, pool.bytes + max(0, as_int(row[4])),
+                               pool.max_volumes, pool.capacity)
         return pools
+
+    def _volumes(self, session: Session, model: CatalogModel) -> list[Volume]:
+        """Read what the media lifecycle needs of every volume (one pass over Media)."""
+        rows = session.query(
+            "SELECT p.Name, m.VolStatus, m.LastWritten, m.VolRetention, m.Recycle, m.VolErrors, "
+            "m.InChanger, s.Name, rp.Name FROM Media m JOIN Pool p ON p.PoolId = m.PoolId "
+            "LEFT JOIN Storage s ON s.StorageId = m.StorageId "
+            "LEFT JOIN Pool rp ON rp.PoolId = m.RecyclePoolId"
+        )
+        volumes = []
+        for row in rows:
+            pool, status = as_text(row[0], model), as_text(row[1], model)
+            if pool is None or status is None:
+                continue
+            volumes.append(Volume(
+                pool=pool, status=status.lower(), last_written=local_to_epoch(row[2], self.zone),
+                retention=float(as_int(row[3])), recycle=as_int(row[4]) != 0,
+                errors=as_int(row[5]), in_changer=as_int(row[6]) != 0,
+                storage=as_text(row[7], model) or "", recycle_pool=as_text(row[8], model) or "",
+            ))
+        return volumes
 
     def _coverage(
         self, session: Session, model: CatalogModel
@@ -213,7 +243,7 @@ class Reader:
                 as_int(row[7]), as_int(row[8]), as_int(row[9]), as_int(row[10]),
             ))
         model.seed(aggregates)
-        model.apply(self._by_ids(session, _latest_ids(aggregates, model), model), count=False)
+        model.apply(self._by_ids(session, latest_ids(aggregates, model), model), count=False)
         failures = [s.last_failure.job_id for s in model.series.values() if s.last_failure]
         model.set_reasons(self._logs(session, model, failures))
         active = [a.min_job_id for a in aggregates if a.status in ACTIVE_CODES]
@@ -351,24 +381,3 @@ class Reader:
         """Tell whether the catalog now holds fewer jobs than we read (restored or recreated)."""
         top = as_int(session.query("SELECT MAX(JobId) FROM Job")[0][0])
         return top < self.watermark
-
-
-def _latest_ids(aggregates: Sequence[Aggregate], model: CatalogModel) -> set[int]:
-    """Pick the JobIds of the last run, last success and last failure of every backup key,
-    and of every verify and admin job key."""
-    last: dict[tuple[str, int, str, str], int] = {}
-    good: dict[tuple[str, int, str, str], int] = {}
-    bad: dict[tuple[str, int, str, str], int] = {}
-    for agg in aggregates:
-        if agg.type != BACKUP and agg.type not in CHECKS:
-            continue
-        cls = classify(agg.status, 1 if agg.errors else 0)
-        if cls is None or cls in ACTIVE:
-            continue
-        key = (agg.type, agg.client_id, agg.name, agg.level)
-        last[key] = max(last.get(key, 0), agg.max_job_id)
-        if is_success(cls, model.warning_is_success):
-            good[key] = max(good.get(key, 0), agg.max_job_id)
-        if cls in FAILED:
-            bad[key] = max(bad.get(key, 0), agg.max_job_id)
-    return set(last.values()) | set(good.values()) | set(bad.values())

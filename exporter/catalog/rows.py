@@ -1,17 +1,18 @@
-"""What a catalog is and how its rows decode: version detection, Job rows into JobRecords.
+"""What a catalog is and how its rows decode: version detection, Job rows, cold-start picks.
 
 Bytes that are not UTF-8 are kept visible and counted; unusable rows are counted as skipped.
 """
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from exporter.catalog.codes import ACTIVE, BACKUP, CHECKS, FAILED, classify, is_success
 from exporter.catalog.ddl import BACULA_VERSIONS, STATUS_ROWS_15, STATUS_ROWS_96, is_bareos
 from exporter.catalog.engines import CatalogError, Row, Session
-from exporter.catalog.model import CatalogModel, JobRecord
+from exporter.catalog.model import Aggregate, CatalogModel, JobRecord
 from exporter.catalog.times import local_to_epoch
 
 NUMBER_MAX = 2**62  # larger JobBytes, JobFiles, JobErrors or JobTDate is garbage
@@ -124,3 +125,24 @@ def decode_job(row: Row, zone: ZoneInfo, model: CatalogModel) -> JobRecord | Non
         encrypted=None if row[18] is None else as_int(row[18]) != 0,
         status_info=(as_text(row[19], model) or "").strip(), virtual_full=as_int(row[20]) != 0,
     )
+
+
+def latest_ids(aggregates: Sequence[Aggregate], model: CatalogModel) -> set[int]:
+    """Pick the JobIds of the last run, last success and last failure of every backup key,
+    and of every verify and admin job key."""
+    last: dict[tuple[str, int, str, str], int] = {}
+    good: dict[tuple[str, int, str, str], int] = {}
+    bad: dict[tuple[str, int, str, str], int] = {}
+    for agg in aggregates:
+        if agg.type != BACKUP and agg.type not in CHECKS:
+            continue
+        cls = classify(agg.status, 1 if agg.errors else 0)
+        if cls is None or cls in ACTIVE:
+            continue
+        key = (agg.type, agg.client_id, agg.name, agg.level)
+        last[key] = max(last.get(key, 0), agg.max_job_id)
+        if is_success(cls, model.warning_is_success):
+            good[key] = max(good.get(key, 0), agg.max_job_id)
+        if cls in FAILED:
+            bad[key] = max(bad.get(key, 0), agg.max_job_id)
+    return set(last.values()) | set(good.values()) | set(bad.values())

@@ -89,6 +89,15 @@ STATE_FAMILIES = _families(
     ("bacula_pool_volumes", "gauge", "Volumes of a pool by volume status."),
     ("bacula_pool_bytes", "gauge", "Bytes on the volumes of a pool."),
     ("bacula_pool_max_volumes", "gauge", "MaxVols of a pool (0 = no limit)."),
+    ("bacula_pool_capacity_bytes", "gauge",
+     "What a pool may hold: MaxPoolBytes, else MaxVols x MaxVolBytes; only where set."),
+    ("bacula_pool_volumes_recyclable", "gauge",
+     "Volumes that Bacula may recycle into this pool now, within 1 day or within 7 days."),
+    ("bacula_pool_volumes_errors", "gauge", "Volumes of a pool in Error status or with VolErrors."),
+    ("bacula_pool_volumes_in_changer", "gauge",
+     "Volumes of a pool in an autochanger (InChanger), by the storage they were last in."),
+    ("bacula_pool_volumes_in_changer_appendable", "gauge",
+     "Appendable volumes of a pool in an autochanger, by storage."),
     ("bacula_catalog_skipped_rows_total", "counter",
      "Catalog rows skipped or repaired because they were unusable, by reason."),
     *(f for f in SLA_FAMILIES if f[0] != "bacula_sla_quiet_hours_active"),
@@ -204,6 +213,19 @@ def render_state(catalog: str, state: CatalogModel) -> Lines:
             out["bacula_pool_volumes"].append(f'{{{pool_key},status="{escape(status)}"}} {count}')
         out["bacula_pool_bytes"].append(f"{{{pool_key}}} {pool.bytes}")
         out["bacula_pool_max_volumes"].append(f"{{{pool_key}}} {pool.max_volumes}")
+        if pool.capacity:
+            out["bacula_pool_capacity_bytes"].append(f"{{{pool_key}}} {pool.capacity}")
+    for name, media in sorted(state.media.items()):
+        pool_key = f'{cat},pool="{escape(name)}"'
+        for within, count in media.recyclable.items():
+            out["bacula_pool_volumes_recyclable"].append(
+                f'{{{pool_key},within="{within}"}} {count}')
+        out["bacula_pool_volumes_errors"].append(f"{{{pool_key}}} {media.errors}")
+        for storage, count in sorted(media.in_changer.items()):
+            storage_key = f'{pool_key},storage="{escape(storage)}"'
+            out["bacula_pool_volumes_in_changer"].append(f"{{{storage_key}}} {count}")
+            out["bacula_pool_volumes_in_changer_appendable"].append(
+                f"{{{storage_key}}} {media.in_changer_appendable.get(storage, 0)}")
     for reason, count in sorted(state.skipped.items()):
         out["bacula_catalog_skipped_rows_total"].append(f'{{{cat},reason="{reason}"}} {count}')
     return out

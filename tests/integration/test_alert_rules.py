@@ -20,7 +20,7 @@ REQUIRED = {
     "BaculaCatalogDown", "BaculaExporterDown", "BaculaCatalogPollStale", "BaculaPoolVolumesLow",
     "BaculaRestoreRun", "BaculaTicketDeliveryFailing", "BaculaRetentionShort",
     "BaculaBackupNotEncrypted", "BaculaExporterStateDatabaseDown", "BaculaExporterNoLeader",
-    "BaculaVerifyFailed", "BaculaAdminJobFailed",
+    "BaculaVerifyFailed", "BaculaAdminJobFailed", "BaculaPoolFillingUp",
 }
 
 

@@ -562,3 +562,47 @@ def test_failed_verify_is_a_failing_row_and_a_nagios_warning(make_catalog: Any) 
     code, line = level_of_trouble([verify], health)
     assert code == 1 and "alpha-fd/VerifyAlpha/verify-catalog last run differences" in line
     poller.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("version", [16, 1026])
+def test_media_lifecycle_and_capacity(make_catalog: Any, engine: str, version: int) -> None:
+    """Retention, RecyclePool, errors, the changer and capacity, read from the catalog."""
+    cat = make_catalog(engine, scenario.ZONE)
+    write_scenario(cat, version)
+    soon = int(time.time() - scenario.T0 + 3 * 86400)  # Full-0001 expires in three days
+    cat.execute("INSERT INTO Storage (StorageId, Name, AutoChanger) VALUES (1, 'Changer1', 1)")
+    for sql, params in (
+        ("UPDATE Media SET Recycle = 1, VolRetention = %s, VolErrors = 2, InChanger = 1, "
+         "StorageId = 1 WHERE VolumeName = 'Full-0001'", (soon,)),
+        # Expired, and recycled into the Offsite pool.
+        ("UPDATE Media SET Recycle = 1, VolRetention = 2592000, RecyclePoolId = "
+         "(SELECT PoolId FROM Pool WHERE Name = 'Offsite') WHERE VolumeName = 'Full-0002'", ()),
+        ("UPDATE Media SET InChanger = 1, StorageId = 1 WHERE VolumeName = 'Full-0003'", ()),
+        ("UPDATE Pool SET MaxVolBytes = 1000000 WHERE Name = 'Full'", ()),
+    ):
+        if engine == "mysql" and "SELECT PoolId" in sql:  # MySQL cannot read the table it updates
+            sql = sql.replace("(SELECT PoolId FROM Pool WHERE Name = 'Offsite')", "2")
+        cat.execute(sql, params)
+    if version >= 1022:
+        cat.execute("UPDATE Pool SET MaxPoolBytes = 5000000000 WHERE Name = 'Offsite'")
+    poller = CatalogPoller(cat.config())
+    found = poll(poller)
+    name = cat.config().name
+
+    def got(metric: str, **labels: str) -> float | None:
+        return value(found, metric, catalog=name, **labels)
+
+    assert [got("bacula_pool_volumes_recyclable", pool="Full", within=w)
+            for w in ("now", "1d", "7d")] == [0, 0, 1]
+    assert [got("bacula_pool_volumes_recyclable", pool="Offsite", within=w)
+            for w in ("now", "1d", "7d")] == [1, 1, 1]
+    assert got("bacula_pool_volumes_errors", pool="Full") == 1
+    assert got("bacula_pool_volumes_errors", pool="Offsite") == 0
+    assert got("bacula_pool_volumes_in_changer", pool="Full", storage="Changer1") == 2
+    assert got("bacula_pool_volumes_in_changer_appendable", pool="Full", storage="Changer1") == 1
+    assert got("bacula_pool_capacity_bytes", pool="Full") == 10 * 1_000_000
+    assert got("bacula_pool_capacity_bytes", pool="Offsite") == (
+        5_000_000_000 if version >= 1022 else None)
+    assert got("bacula_pool_capacity_bytes", pool="Empty") is None
+    poller.close()

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from exporter.catalog.codes import StatusClass
+from exporter.catalog.media import Lifecycle
 from exporter.catalog.model import CatalogModel, Check, Client, JobRecord, Pool, Run, Series
 from exporter.catalog.restore_points import Coverage
 from exporter.exposition.metrics import (
@@ -45,7 +46,10 @@ def hand_state() -> CatalogModel:
     s.active[12] = JobRecord(12, "Backup-web01.x", "Backup-web01", "B", "I", 1, "R",
                              start_time=1790002000.0)
     s.restores[("web01-fd", "ok")] = 3
-    s.pools = {"Full": Pool({"append": 2, "full": 5}, 999, 10), "Empty": Pool({}, 0, 0)}
+    s.pools = {"Full": Pool({"append": 2, "full": 5}, 999, 10, 5_000_000_000),
+               "Empty": Pool({}, 0, 0)}
+    s.media = {"Full": Lifecycle({"now": 1, "1d": 2, "7d": 4}, 1, {"Autochanger1": 3},
+                                 {"Autochanger1": 1})}
     s.skipped["unknown_status"] = 1
     s.checks = {
         ("verify", "web01-fd", "Verify-web01", "verify-volume-to-catalog"): Check(

@@ -1,0 +1,66 @@
+"""The media lifecycle per pool: what can be recycled and when, volumes in error, in the changer.
+
+Pure logic over Media rows. A volume becomes recyclable when Bacula may reuse it: its Recycle
+flag is set and it is Purged or marked Recycle, or it is Full or Used and its retention
+(`LastWritten + VolRetention`) has passed. A recycled volume goes to its RecyclePool, so it
+counts as headroom there, not in the pool it sits in now.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+HORIZONS = {"now": 0.0, "1d": 86400.0, "7d": 7 * 86400.0}  # `within` label -> seconds ahead
+REUSABLE = ("purged", "recycle")  # recyclable as they are
+EXPIRING = ("full", "used")  # recyclable once their retention has passed
+
+
+@dataclass(frozen=True, slots=True)
+class Volume:
+    """What the lifecycle needs of one Media row."""
+
+    pool: str
+    status: str  # lowercase VolStatus
+    last_written: float | None  # Unix time
+    retention: float  # VolRetention, seconds
+    recycle: bool
+    errors: int  # VolErrors
+    in_changer: bool
+    storage: str  # the Storage resource it was last in, "" when unknown
+    recycle_pool: str  # the pool a recycled volume moves to, "" for its own
+
+
+@dataclass(slots=True)
+class Lifecycle:
+    """One pool's figures."""
+
+    recyclable: dict[str, int] = field(default_factory=lambda: dict.fromkeys(HORIZONS, 0))
+    errors: int = 0
+    in_changer: dict[str, int] = field(default_factory=dict)  # storage -> volumes
+    in_changer_appendable: dict[str, int] = field(default_factory=dict)  # storage -> volumes
+
+
+def recyclable_at(volume: Volume, when: float) -> bool:
+    """Tell whether Bacula may recycle the volume at a given time."""
+    if not volume.recycle:
+        return False
+    if volume.status in REUSABLE:
+        return True
+    return (volume.status in EXPIRING and volume.last_written is not None
+            and volume.last_written + volume.retention <= when)
+
+
+def lifecycle(volumes: Iterable[Volume], now: float) -> dict[str, Lifecycle]:
+    """Aggregate the volumes per pool (recyclable ones under the pool they will go to)."""
+    out: dict[str, Lifecycle] = {}
+    for vol in volumes:
+        own = out.setdefault(vol.pool, Lifecycle())
+        target = out.setdefault(vol.recycle_pool or vol.pool, Lifecycle())
+        for within, ahead in HORIZONS.items():
+            target.recyclable[within] += recyclable_at(vol, now + ahead)
+        own.errors += vol.status == "error" or vol.errors > 0
+        if vol.in_changer:
+            own.in_changer[vol.storage] = own.in_changer.get(vol.storage, 0) + 1
+            if vol.status == "append":
+                own.in_changer_appendable[vol.storage] = (
+                    own.in_changer_appendable.get(vol.storage, 0) + 1)
+    return out
