@@ -24,7 +24,7 @@ from typing import Any
 import psycopg
 import pymysql
 
-from exporter.catalog.ddl import create_statements
+from exporter.catalog.ddl import column_names, create_statements
 
 DAY = 86400
 GIB = 1 << 30
@@ -416,6 +416,20 @@ def connect_rw(engine: str, name: str) -> Any:
             cur.execute("SET time_zone = '+00:00'")
         return my
     return sqlite3.connect(sqlite_path(name), isolation_level=None)
+
+
+def schema_current(conn: Any, version: int) -> bool:
+    """Tell whether the database has every table and column the exporter's DDL now has."""
+    cur = conn.cursor()
+    for table, columns in column_names(version).items():
+        try:
+            cur.execute(f"SELECT {', '.join(columns)} FROM {table} WHERE 1 = 0")
+            cur.fetchall()
+        except Exception:
+            if hasattr(conn, "rollback"):
+                conn.rollback()
+            return False
+    return True
 
 
 def read_layout(conn: Any) -> Layout:

@@ -42,6 +42,7 @@ from bench.generate import (
     generate,
     insert_jobs,
     read_layout,
+    schema_current,
     url,
 )
 from exporter.catalog.config import CatalogConfig
@@ -81,9 +82,11 @@ def ensure(engine: str, jobs: int, regenerate: bool) -> tuple[str, Layout, float
             conn = connect_rw(engine, name)
             try:
                 found = read_layout(conn)
+                # A catalog generated before the DDL grew (a table, a column) is made anew.
+                current = schema_current(conn, found.version)
             finally:
                 conn.close()
-            if found == wanted:
+            if found == wanted and current:
                 return name, found, None
         except Exception:
             pass  # missing database or table: generate it
