@@ -65,10 +65,6 @@ class Reader:
     # Jobs applied to the model but not yet handed on (kept across a poll that failed late).
     unreported: list[JobRecord] = field(default_factory=list)
 
-    def job_columns(self) -> str:
-        """Return the Job columns to select, in the order decode_job() reads them."""
-        return job_columns(self.info)
-
     def _records(self, rows: Iterable[Row], model: CatalogModel) -> list[JobRecord]:
         """Convert rows, dropping the unusable ones."""
         return [r for r in (decode_job(row, self.zone, model) for row in rows) if r is not None]
@@ -80,7 +76,7 @@ class Reader:
         for i in range(0, len(wanted), IN_CHUNK):
             chunk = wanted[i : i + IN_CHUNK]
             marks = ", ".join(["%s"] * len(chunk))
-            sql = f"SELECT {self.job_columns()} FROM Job WHERE JobId IN ({marks})"
+            sql = f"SELECT {job_columns(self.info)} FROM Job WHERE JobId IN ({marks})"
             out += self._records(session.query(sql, chunk), model)
         return out
 
@@ -249,7 +245,7 @@ class Reader:
         active = [a.min_job_id for a in aggregates if a.status in ACTIVE_CODES]
         if active:
             sql = (
-                f"SELECT {self.job_columns()} FROM Job WHERE JobId >= %s AND JobId <= %s "
+                f"SELECT {job_columns(self.info)} FROM Job WHERE JobId >= %s AND JobId <= %s "
                 f"AND JobStatus IN ({sql_codes(ACTIVE_CODES)})"
             )
             rows = session.query(sql, [min(active), self.watermark])
@@ -272,7 +268,7 @@ class Reader:
         new: list[JobRecord] = []
         while True:
             rows = session.query(
-                f"SELECT {self.job_columns()} FROM Job WHERE JobId > %s "
+                f"SELECT {job_columns(self.info)} FROM Job WHERE JobId > %s "
                 f"ORDER BY JobId LIMIT {JOB_BATCH}",
                 [self.watermark],
             )
@@ -335,7 +331,7 @@ class Reader:
         where = "JobId > %s" if after is not None else "JobTDate >= %s"
         bound = after if after is not None else int(since or 0)
         rows = session.query(
-            f"SELECT {self.job_columns()} FROM Job WHERE {where} AND JobId <= %s "
+            f"SELECT {job_columns(self.info)} FROM Job WHERE {where} AND JobId <= %s "
             f"AND JobStatus IN ({sql_codes(FINISHED_CODES)}) ORDER BY JobId",
             [bound, upto],
         )

@@ -509,24 +509,7 @@ Messages {{
   director = e2e-dir = all
 }}
 """)
-        (self.etc / "bacula-fd.conf").write_text(f"""
-FileDaemon {{
-  Name = good-fd
-  FDport = {p.fd}
-  FDAddress = 127.0.0.1
-  WorkingDirectory = "{wfd}"
-  Pid Directory = "{wfd}"
-  Maximum Concurrent Jobs = 20
-}}
-Director {{
-  Name = e2e-dir
-  Password = "{s['fd']}"
-}}
-Messages {{
-  Name = Standard
-  director = e2e-dir = all, !skipped, !restored
-}}
-""")
+        (self.etc / "bacula-fd.conf").write_text(self._fd_conf("good-fd", p.fd, wfd))
         (self.etc / "bconsole.conf").write_text(f"""
 Director {{
   Name = e2e-dir
@@ -611,6 +594,28 @@ Device {{
   Maximum Concurrent Jobs = 5
 }}"""
 
+    def _fd_conf(self, name: str, port: int, workdir: Path, extra: str = "") -> str:
+        """Return a File daemon's config on loopback; `extra` goes into its FileDaemon block."""
+        return f"""
+FileDaemon {{
+  Name = {name}
+  FDport = {port}
+  FDAddress = 127.0.0.1
+  WorkingDirectory = "{workdir}"
+  Pid Directory = "{workdir}"
+  Maximum Concurrent Jobs = 20
+  {extra}
+}}
+Director {{
+  Name = e2e-dir
+  Password = "{self._secret['fd']}"
+}}
+Messages {{
+  Name = Standard
+  director = e2e-dir = all, !skipped, !restored
+}}
+"""
+
     def _write_crypt_fd(self) -> None:
         """Write the encrypting File daemon's config, its keypair and the data it backs up."""
         self.crypt_data.mkdir()
@@ -625,27 +630,9 @@ Device {{
         keypair = self.etc / "fd-crypt.pem"
         keypair.write_text(key.read_text() + cert.read_text())
         wfd = self.work / "fd-crypt"
-        (self.etc / "bacula-fd-crypt.conf").write_text(f"""
-FileDaemon {{
-  Name = crypt-fd
-  FDport = {self.ports.crypt_fd}
-  FDAddress = 127.0.0.1
-  WorkingDirectory = "{wfd}"
-  Pid Directory = "{wfd}"
-  Maximum Concurrent Jobs = 20
-  PKI Signatures = Yes
-  PKI Encryption = Yes
-  PKI Keypair = "{keypair}"
-}}
-Director {{
-  Name = e2e-dir
-  Password = "{self._secret['fd']}"
-}}
-Messages {{
-  Name = Standard
-  director = e2e-dir = all, !skipped, !restored
-}}
-""")
+        pki = f'PKI Signatures = Yes\n  PKI Encryption = Yes\n  PKI Keypair = "{keypair}"'
+        (self.etc / "bacula-fd-crypt.conf").write_text(
+            self._fd_conf("crypt-fd", self.ports.crypt_fd, wfd, pki))
         for path in (key, cert, keypair, self.etc / "bacula-fd-crypt.conf"):
             path.chmod(0o600)
 
