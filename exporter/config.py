@@ -9,6 +9,7 @@ from pydantic import Field, PrivateAttr, ValidationError, field_validator, model
 from exporter.catalog.config import CatalogConfig
 from exporter.core.settings import Duration, Strict, problem_lines, readable
 from exporter.core.webconfig import TLSServerConfig, WebConfig, load_web_config
+from exporter.director.config import DirectorConfig, director_problems
 from exporter.exposition.sla import SlaConfig, unknown_catalogs
 from exporter.tickets.config import BridgeKeys, bridge_problems
 
@@ -40,6 +41,7 @@ class Config(BridgeKeys):
     web_public: list[PublicPath] = Field(default_factory=lambda: list(DEFAULT_PUBLIC))
     sla: SlaConfig = SlaConfig()
     catalogs: list[CatalogConfig] = Field(min_length=1)
+    directors: list[DirectorConfig] = Field(default_factory=list)  # the live view (bconsole)
 
     @field_validator("listen")
     @classmethod
@@ -100,6 +102,7 @@ def parse_config(data: Any, source: str = "config") -> Config:
         raise ConfigError(source, problem_lines(exc)) from None
     # Cross-references: a policy must name catalogs that exist.
     problems = unknown_catalogs(config.sla, [c.name for c in config.catalogs])
+    problems += director_problems(config.directors, [c.name for c in config.catalogs])
     problems += bridge_problems(config.state_dir, config.state_database, config.sinks,
                                 config.alertmanager)
     if config.web_config_file is not None:

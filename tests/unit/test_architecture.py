@@ -7,7 +7,9 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "exporter"
 # Foundation first; a module may import from its own room and the rooms before it.
-ROOMS = ("core", "catalog", "exposition", "tickets", "ha", "config", "service", "web", "cli")
+ROOMS = (
+    "core", "catalog", "exposition", "director", "tickets", "ha", "config", "service", "web", "cli",
+)
 TOP = {"cli": "cli", "demo": "cli", "__main__": "cli", "config": "config"}
 
 

@@ -1,0 +1,1 @@
+"""The Director's live view: what Bacula is doing now, read through its own console."""
