@@ -31,13 +31,13 @@ class Family:
         return f"# HELP {self.name} {self.help}\n# TYPE {self.name} {self.type}\n"
 
 
-def _families(*specs: tuple[str, str, str]) -> dict[str, Family]:
+def family_specs(*specs: tuple[str, str, str]) -> dict[str, Family]:
     """Index family specs by name, keeping their order."""
     return {name: Family(name, kind, text) for name, kind, text in specs}
 
 
 # Rendered from the catalog state, once per change of that state.
-STATE_FAMILIES = _families(
+STATE_FAMILIES = family_specs(
     ("bacula_job_last_success_timestamp_seconds", "gauge",
      "End of the last successful backup of this job at this level (JobTDate)."),
     ("bacula_job_last_success_bytes", "gauge", "Bytes written by the last successful backup."),
@@ -104,7 +104,7 @@ STATE_FAMILIES = _families(
 )
 
 # Rendered on every scrape: small, and they change with every poll.
-HEALTH_FAMILIES = _families(
+HEALTH_FAMILIES = family_specs(
     ("bacula_catalog_up", "gauge", "1 when the last poll of the catalog succeeded."),
     ("bacula_catalog_info", "gauge", "Engine, schema version and product of the catalog."),
     ("bacula_catalog_encryption_verifiable", "gauge",
@@ -366,12 +366,13 @@ class Exposition:
     def render(
         self, states: Sequence[Lines], health: Iterable[Health],
         quiet: Sequence[tuple[str, Sequence[QuietHours]]] = (), gzip: bool = False,
+        extra: bytes = b"",
     ) -> Iterator[bytes]:
-        """Yield the whole exposition in pieces (gzip-compressed when asked for)."""
+        """Yield the whole exposition in pieces (gzip-compressed; `extra`: more families)."""
         block = self.rebuild(states)
         now = datetime.now(UTC)
         tail = assemble(HEALTH_FAMILIES, [render_health(health), render_quiet(quiet, now)])
-        tail_bytes = tail.encode() + generate_latest(REGISTRY)
+        tail_bytes = tail.encode() + extra + generate_latest(REGISTRY)
         if gzip:
             stream = block.gzip.copy()
             yield block.gzip_head

@@ -22,6 +22,7 @@ from exporter.exposition.sla import SlaConfig, restore_window
 log = logging.getLogger(__name__)
 
 BACKOFF_MIN, BACKOFF_MAX = 1.0, 60.0
+SCRAPE_LOCK_WAIT = 5.0  # longest a Director poll waits for a catalog poll under way
 DB_ERRORS = (psycopg.Error, pymysql.Error, sqlite3.Error, OSError, CatalogError)
 
 # (catalog, jobs that reached a final status, checkpoint, history): every job with JobId <=
@@ -260,6 +261,29 @@ class CatalogPoller:
             poll_duration=self.last_duration, last_success=self.last_success,
             polls=dict(self.polls),
         )
+
+    def jobs_seen(self) -> tuple[dict[str, str], dict[str, float]]:
+        """Return job -> client and job -> latest start or end the catalog holds (for Directors)."""
+        clients: dict[str, str] = {}
+        seen: dict[str, float] = {}
+        if not self._lock.acquire(timeout=SCRAPE_LOCK_WAIT):
+            return clients, seen  # a slow poll: the Director's own answers must do this time
+        try:
+            latest: dict[str, int] = {}
+            for (client, job, _), series in self.model.series.items():
+                run = series.last_run
+                if run is not None:
+                    seen[job] = max(seen.get(job, 0.0), run.time)
+                    if run.job_id >= latest.get(job, -1):  # the client of its newest run
+                        latest[job], clients[job] = run.job_id, client
+                else:
+                    clients.setdefault(job, client)
+            for (client, job, _), start in self.model.running().items():
+                seen[job] = max(seen.get(job, 0.0), start)
+                clients.setdefault(job, client)
+        finally:
+            self._lock.release()
+        return clients, seen
 
     def close(self) -> None:
         """Close the connection (at shutdown)."""

@@ -8,8 +8,18 @@ from functools import partial
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from exporter.config import Config
-from exporter.exposition.metrics import Exposition
+from exporter.director.console import runtime_dir
+from exporter.director.render import FAMILIES as DIRECTOR_FAMILIES
+from exporter.director.store import (
+    SLOT_FILE,
+    MemorySlotStore,
+    PostgresSlotStore,
+    SlotStore,
+    SqliteSlotStore,
+)
+from exporter.exposition.metrics import Exposition, assemble
 from exporter.ha.leader import Leadership, leader_gauge
+from exporter.service.director import DirectorPoller
 from exporter.service.overview import AgeLimit, sla_max_age
 from exporter.service.poller import CatalogPoller, Listener, Resume
 
@@ -32,6 +42,7 @@ class Exporter:
         self.pollers = [
             CatalogPoller(c, listener, resume, backfill, config.sla) for c in config.catalogs
         ]
+        self.directors = self._directors(config)
         self.exposition = Exposition()
         self.max_age: AgeLimit = sla_max_age(config.sla)
         self.leadership = leadership
@@ -43,12 +54,35 @@ class Exporter:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
+    def _directors(self, config: Config) -> list[DirectorPoller]:
+        """Make one poller per Director, its jobs joined to its catalog's."""
+        if not config.directors:
+            return []
+        store: SlotStore = MemorySlotStore()
+        if config.state_database is not None:
+            store = PostgresSlotStore(config.state_database)
+        elif config.state_dir is not None:
+            store = SqliteSlotStore(config.state_dir / SLOT_FILE)
+        folder = runtime_dir()
+        by_name = {p.cfg.name: p for p in self.pollers}
+        return [DirectorPoller(d, folder, store, by_name[d.catalog].jobs_seen)
+                for d in config.directors]
+
     def start(self) -> None:
-        """Start one background poll loop per catalog (and the leadership check)."""
+        """Start one background poll loop per catalog and Director (and the leadership check)."""
         if self.leadership is not None:
             self._run(self._lead, "leadership")
         for poller in self.pollers:
             self._run(partial(self._loop, poller), f"poll-{poller.cfg.name}")
+        for director in self.directors:
+            self._run(partial(self._watch, director), f"director-{director.cfg.name}")
+
+    def _watch(self, director: DirectorPoller) -> None:
+        """Poll a Director every poll_interval while this replica leads."""
+        while not self._stop.is_set():
+            if self.leading:
+                director.poll()
+            self._stop.wait(director.cfg.poll_interval)
 
     def _run(self, target: Callable[[], None], name: str) -> None:
         """Start a daemon thread that stop() waits for."""
@@ -77,6 +111,10 @@ class Exporter:
     def active(self) -> list[CatalogPoller]:
         """Return the pollers whose catalogs this replica serves: all when it leads, else none."""
         return self.pollers if self.leading else []
+
+    def active_directors(self) -> list[DirectorPoller]:
+        """Return the Directors this replica watches: all when it leads, else none."""
+        return self.directors if self.leading else []
 
     def _loop(self, poller: CatalogPoller) -> None:
         """Poll at poll_interval until stopped (maybe_poll honours the failure backoff)."""
@@ -111,9 +149,10 @@ class Exporter:
         """Yield the exposition, polling first where the last poll is older than allowed."""
         self.refresh()
         active = self.active()
+        live = assemble(DIRECTOR_FAMILIES, [d.rendered for d in self.active_directors()])
         return self.exposition.render(
             [p.rendered for p in active], [p.health() for p in active],
-            [q for p in active for q in p.quiet], gzip=gzip,
+            [q for p in active for q in p.quiet], gzip=gzip, extra=live.encode(),
         )
 
     def metrics(self) -> bytes:
