@@ -27,6 +27,7 @@ FINISHED = set("TWEefIAD")  # a job that ended may still be listed for a moment
 # The unique Job name is the resource name plus `.YYYY-MM-DD_HH.MM.SS_NN`.
 UNIQUE_SUFFIX = re.compile(r"\.\d{4}-\d\d-\d\d_\d\d\.\d\d\.\d\d_\d+$")
 DEVICE_LINE = re.compile(r'^Device\b[^"]*"([^"]+)"')
+SHOWN_CLIENT = re.compile(r"^\s*-->\s*Client:\s*Name=(\S+)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,15 @@ def read_director(sections: dict[str, list[str]], parsed: Parsed) -> None:
             parsed.started_jobs[name] = max(parsed.started_jobs.get(name, 0.0), start)
     parsed.storages = [line.strip() for line in sections.get(".storage", [])
                        if line.strip() and "=" not in line and line.strip() not in FRAMING]
+
+
+def shown_client(lines: list[str]) -> str | None:
+    """Return the Client a `show job=X` answer names (its first `--> Client:` line)."""
+    for line in lines:
+        match = SHOWN_CLIENT.match(line)
+        if match:
+            return match.group(1)
+    return None
 
 
 def blocked_devices(lines: list[str]) -> set[str]:

@@ -8,7 +8,15 @@ from pathlib import Path
 
 from exporter.director.config import DirectorConfig
 from exporter.director.console import Console, ConsoleError
-from exporter.director.parse import Device, Parsed, read_devices, read_director, records, split
+from exporter.director.parse import (
+    Device,
+    Parsed,
+    read_devices,
+    read_director,
+    records,
+    shown_client,
+    split,
+)
 from exporter.director.render import View, render
 from exporter.director.schedule import Slots
 from exporter.director.store import STORE_ERRORS, SlotStore
@@ -18,6 +26,7 @@ log = logging.getLogger(__name__)
 
 DIRECTOR_COMMANDS = [".api 2", ".status dir header", ".status dir running",
                      ".status dir scheduled", ".status dir terminated", ".storage"]
+SHOW_MAX = 20  # jobs of unknown client looked up per poll (`show job=X`)
 LOGGED_MAX = 100  # distinct unparsed lines logged per Director; more are only counted
 # The catalog's view of a Director's jobs: job -> client, and job -> latest start or end seen.
 CatalogView = Callable[[], tuple[dict[str, str], dict[str, float]]]
@@ -43,6 +52,7 @@ class DirectorPoller:
         self._loaded = False  # slots are saved only once the stored ones were read
         self._unsaved = False
         self._logged: set[str] = set()
+        self.shown: dict[str, str] = {}  # job -> client, from `show job=X` (never-run jobs)
         self.cpu_seconds = 0.0  # bconsole's CPU time in the last poll
         self.rendered: Lines = render(self.view)
         self.attempted = threading.Event()
@@ -95,7 +105,8 @@ class DirectorPoller:
         clients, seen = self.catalog_view() if self.catalog_view else ({}, {})
         for job in parsed.jobs:
             clients.setdefault(job.name, job.client)
-        view.clients = clients
+        cpu += self._show_clients({s.name for s in parsed.scheduled} - set(clients))
+        view.clients = {**self.shown, **clients}
         for name, at in parsed.started_jobs.items():
             seen[name] = max(seen.get(name, 0.0), at)
         self._settle_slots(parsed, seen, now)
@@ -114,6 +125,24 @@ class DirectorPoller:
         view.storage_up, view.devices = storage_up, devices
         self.cpu_seconds = cpu
         self._count_unparsed(parsed.unparsed)
+
+    def _show_clients(self, jobs: set[str]) -> float:
+        """Learn the Client of scheduled jobs the catalog has never seen; return CPU seconds."""
+        wanted = sorted(jobs - set(self.shown))[:SHOW_MAX]
+        if not wanted:
+            return 0.0
+        commands = [f"show job={name}" for name in wanted]
+        try:
+            answer = self.console.run(commands)
+        except ConsoleError as exc:
+            log.warning("director %s: cannot look up job clients: %s", self.cfg.name, exc)
+            return 0.0
+        sections = split(answer.text, [*commands, "quit"])
+        for name, command in zip(wanted, commands, strict=True):
+            client = shown_client(sections.get(command, []))
+            if client:
+                self.shown[name] = client
+        return answer.cpu_seconds
 
     def _poll_storage(self, storage: str, unparsed: list[str]
                       ) -> tuple[bool, list[Device], str, float]:

@@ -116,3 +116,30 @@ def test_check_config_command(tmp_path: Path) -> None:
     good.write_text("catalogs:\n  - {name: x, url: 'sqlite:////tmp/x.db', timezone: UTC}\n")
     assert run_cli("check-config", str(good)).returncode == 0
     assert run_cli("--config", str(tmp_path / "missing.yml")).returncode == 1
+
+
+def test_check_config_names_the_director_keys(tmp_path: Path) -> None:
+    """A missing bconsole, an unset password and an unknown catalog each name their key."""
+    config = tmp_path / "directors.yml"
+    config.write_text(
+        "catalogs:\n  - {name: x, url: 'sqlite:////tmp/x.db', timezone: UTC}\n"
+        "directors:\n"
+        "  - {name: d1, catalog: x, address: 127.0.0.1, password_env: NO_SUCH_VAR_BX,\n"
+        "     bconsole: /nonexistent/bconsole}\n"
+        "  - {name: d2, catalog: nope, address: 127.0.0.1, password_file: /etc/hostname,\n"
+        "     bconsole: /bin/true}\n")
+    result = run_cli("check-config", str(config))
+    assert result.returncode == 1
+    assert (f"{config}: directors.0.bconsole: bconsole program '/nonexistent/bconsole' not "
+            "found or not executable") in result.stderr
+    assert f"{config}: directors.0.password_env: environment variable NO_SUCH_VAR_BX is not set" \
+        in result.stderr
+    # The cross-checks run once the models are valid.
+    config.write_text(
+        "catalogs:\n  - {name: x, url: 'sqlite:////tmp/x.db', timezone: UTC}\n"
+        "directors:\n"
+        "  - {name: d2, catalog: nope, address: 127.0.0.1, password_file: /etc/hostname,\n"
+        "     bconsole: /bin/true}\n")
+    result = run_cli("check-config", str(config))
+    assert result.returncode == 1
+    assert f"{config}: directors.0.catalog: no catalog named 'nope'" in result.stderr
