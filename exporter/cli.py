@@ -2,10 +2,13 @@
 
 import argparse
 import logging
+import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from exporter import __version__
 from exporter.config import Config, ConfigError, load_config, parse_config
@@ -77,6 +80,7 @@ def _status(path: str, check: bool) -> int:
     """Poll every catalog once and print the overview, or one Nagios/Icinga check line."""
     import time
 
+    from exporter.service.live import live_overview, with_directors
     from exporter.service.overview import human_age, level_of_trouble, overview, sla_max_age
     from exporter.service.poller import CatalogPoller
 
@@ -91,10 +95,12 @@ def _status(path: str, check: bool) -> int:
     for poller in pollers:
         poller.maybe_poll(0, wait=poller.cfg.statement_timeout * 4 + poller.cfg.connect_timeout)
         poller.close()
+    directors = _directors_once(config, pollers)
     now = time.time()
     expected = [key for policy in config.sla.policies for key in policy.expected()]
     rows, health = overview(pollers, sla_max_age(config.sla), now, expected)
-    code, line = level_of_trouble(rows, health)
+    live_rows, live_health = live_overview(directors)
+    code, line = with_directors(*level_of_trouble(rows, health), live_health, live_rows)
     if check:
         print(line)
         return code
@@ -114,8 +120,58 @@ def _status(path: str, check: bool) -> int:
     for h in health:
         if not h.up:
             print(f"catalog {h.name} is unreachable: {h.error}", file=sys.stderr)
+    _print_live(live_rows, live_health, now)
     print(line.split(" | ")[0])
     return code
+
+
+def _directors_once(config: Config, pollers: Sequence[Any]) -> list[Any]:
+    """Poll each Director once; the kept slots are read, never written (the server owns them)."""
+    from exporter.director.console import runtime_dir
+    from exporter.director.store import (
+        SLOT_FILE,
+        MemorySlotStore,
+        PostgresSlotStore,
+        ReadOnlySlotStore,
+        SlotStore,
+        SqliteSlotStore,
+    )
+    from exporter.service.director import DirectorPoller
+
+    if not config.directors:
+        return []
+    store: SlotStore = MemorySlotStore()
+    if config.state_database is not None:
+        store = PostgresSlotStore(config.state_database)
+    elif config.state_dir is not None and (config.state_dir / SLOT_FILE).exists():
+        store = SqliteSlotStore(config.state_dir / SLOT_FILE)
+    folder = runtime_dir()
+    by_name = {p.cfg.name: p for p in pollers}
+    directors = [DirectorPoller(d, folder, ReadOnlySlotStore(store), by_name[d.catalog].jobs_seen)
+                 for d in config.directors]
+    try:
+        for director in directors:
+            director.poll()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)  # it held the console configs
+    return directors
+
+
+def _print_live(rows: Sequence[Any], health: Sequence[Any], now: float) -> None:
+    """Print what the Directors say now: who is down, what waits, what was missed, what comes."""
+    from exporter.service.overview import human_age
+
+    for h in health:
+        state = f"up, {h.version}" if h.up else f"DOWN: {h.error}"
+        print(f"director {h.name} (catalog {h.catalog}): {state}")
+    for r in rows:
+        if r.kind in ("waiting", "running"):
+            when = f"for {human_age(now - r.when)}"
+        else:
+            when = "" if r.kind == "blocked" else time.strftime(
+                "at %Y-%m-%d %H:%M UTC", time.gmtime(r.when))
+        print(f"  {r.kind:8} {r.director}  {r.client or '-'}  {r.job or '-'}  {r.level or '-'}  "
+              f"{r.what}  {when}".rstrip())
 
 
 def _demo(listen: str, db: str | None) -> int:

@@ -53,6 +53,20 @@ class MemorySlotStore:
         self._rows[director] = list(rows)
 
 
+class ReadOnlySlotStore:
+    """Reads another store's slots, never writes them: for a one-shot `status`."""
+
+    def __init__(self, store: SlotStore) -> None:
+        self.store = store
+
+    def load(self, director: str) -> Rows:
+        """Return the slots kept for a Director."""
+        return self.store.load(director)
+
+    def save(self, director: str, rows: Rows) -> None:
+        """Keep nothing: the running exporter owns the slots."""
+
+
 def _decode(found: list[Any]) -> Rows:
     """Turn table rows into (slot, missed) pairs."""
     return [(Slot(job, level, float(at)), bool(missed)) for job, level, at, missed in found]

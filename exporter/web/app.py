@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from exporter import __version__
 from exporter.core.webconfig import WebConfig
 from exporter.exposition.metrics import CONTENT_TYPE
+from exporter.service.live import live_overview
 from exporter.service.overview import overview
 from exporter.service.runner import Exporter
 from exporter.tickets.bridge import Bridge
@@ -77,7 +78,8 @@ def create_app(exporter: Exporter, bridge: Bridge | None = None, web: WebConfig 
         expected = [key for p in exp.config.sla.policies for key in p.expected()]
         rows, health = overview(exp.active(), exp.max_age, time.time(), expected)
         nonce = secrets.token_urlsafe(16)
-        page = render_page(rows, health, nonce, standby=not exp.leading)
+        page = render_page(rows, health, nonce, standby=not exp.leading,
+                           live=live_overview(exp.active_directors()))
         return HTMLResponse(page, headers=page_headers(nonce))
 
     @app.get("/healthz")

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from exporter import __version__
+from exporter.service.live import DirectorHealth, LiveRow
 from exporter.service.overview import CatalogHealth, StatusRow, human_age, problems
 
 _CSS = """
@@ -28,6 +29,9 @@ td.reason{max-width:28em;color:#5a6474;font-size:12px}
 .s-late{background:#fbd5d5;color:#7f1d1d}.s-never{background:#7f1d1d;color:#fff}
 .down{background:#fbd5d5;padding:8px;border-radius:4px;margin-bottom:8px}
 .running{color:#1d4ed8}
+.live{margin:0 0 12px}.live td,.live th{cursor:default}
+.k-missed,.k-blocked{background:#fbd5d5;color:#7f1d1d}.k-waiting{background:#fdf0c4;color:#713f12}
+.k-running{background:#dbe6fb;color:#1d4ed8}.k-next{background:#e4e8ee}
 @media (max-width:700px){thead{display:none}tr{display:block;margin-bottom:8px;
 border:1px solid #e4e8ee}td{display:block;border:0;padding:2px 8px}td:empty{display:none}
 td::before{content:attr(data-h) ": ";font-weight:600}}
@@ -35,7 +39,7 @@ td::before{content:attr(data-h) ": ";font-weight:600}}
 
 _JS = """
 const q = document.getElementById('q'), only = document.getElementById('only');
-const rows = [...document.querySelectorAll('tbody tr')];
+const rows = [...document.querySelectorAll('table:not(.live) tbody tr')];
 function apply() {
   const t = q.value.toLowerCase(), p = only.value;
   sessionStorage.setItem('q', q.value); sessionStorage.setItem('only', p);
@@ -52,8 +56,8 @@ const url = new URLSearchParams(location.search);
 q.value = url.get('q') ?? sessionStorage.getItem('q') ?? '';
 only.value = url.get('only') ?? sessionStorage.getItem('only') ?? 'all';
 q.oninput = apply; only.onchange = apply; apply();
-document.querySelectorAll('th').forEach((th, i) => th.onclick = () => {
-  const tb = document.querySelector('tbody');
+document.querySelectorAll('table:not(.live) th').forEach((th, i) => th.onclick = () => {
+  const tb = document.querySelector('table:not(.live) tbody');
   const dir = th.dataset.dir === 'asc' ? 'desc' : 'asc'; th.dataset.dir = dir;
   const key = r => r.children[i].dataset.sort ?? r.children[i].textContent;
   [...tb.rows].sort((a, b) => {
@@ -83,9 +87,39 @@ def _cell(header: str, text: str, sort: str | float | None = None, cls: str = ""
     return f"<td{attrs}>{text}</td>"
 
 
+def _directors(rows: Sequence[LiveRow], health: Sequence[DirectorHealth], now: float) -> str:
+    """Return the Directors' section: who is down, what waits, what was missed, what comes."""
+    if not health:
+        return ""
+    e = html.escape
+    down = "".join(
+        f'<div class="down">Director <b>{e(h.name)}</b> does not answer: {e(h.error)}</div>'
+        for h in health if not h.up)
+    body = []
+    for r in rows:
+        if r.kind in ("waiting", "running"):
+            when = f"for {human_age(now - r.when)}"
+        elif r.kind == "blocked":
+            when = ""
+        else:
+            when = _when(r.when)
+        body.append(
+            f'<tr><td data-h="What"><span class="state k-{r.kind}">{e(r.kind)}</span></td>'
+            f'<td data-h="Director">{e(r.director)}</td><td data-h="Client">{e(r.client)}</td>'
+            f'<td data-h="Job">{e(r.job)}</td><td data-h="Level">{e(r.level)}</td>'
+            f'<td data-h="State">{e(r.what)}</td><td data-h="When">{when}</td></tr>')
+    names = ", ".join(f"{e(h.name)} ({e(h.version) or '?'}, {'up' if h.up else 'down'})"
+                      for h in health)
+    table = ("<table class=\"live\"><thead><tr><th>What</th><th>Director</th><th>Client</th>"
+             "<th>Job</th><th>Level</th><th>State</th><th>When</th></tr></thead><tbody>"
+             + "".join(body) + "</tbody></table>") if body else ""
+    return f"<h2>Now, from the Directors: {names}</h2>{down}{table}"
+
+
 def render_page(
     rows: Sequence[StatusRow], health: Sequence[CatalogHealth], nonce: str, refresh: int = 60,
     now: float | None = None, standby: bool = False,
+    live: tuple[Sequence[LiveRow], Sequence[DirectorHealth]] = ((), ()),
 ) -> str:
     """Return the whole status page."""
     now = time.time() if now is None else now
@@ -134,7 +168,7 @@ def render_page(
 <title>Bacula backups – status</title><style nonce="{nonce}">{_CSS}</style></head>
 <body><header><h1>Bacula backups</h1><p>Catalogs: {catalogs} · {_when(now)} ·
 bacula-exporter {e(__version__)}</p></header>
-<main>{down}<div class="summary">{summary}</div>
+<main>{down}{_directors(live[0], live[1], now)}<div class="summary">{summary}</div>
 <div class="controls"><input id="q" type="search" placeholder="Filter: client, job, reason…"
 aria-label="Filter"><select id="only" aria-label="Show"><option value="all">all</option>
 <option value="problems">problems</option><option value="never">never</option>

@@ -35,7 +35,14 @@ class DirectorLab(BaculaLab):
         if self.release.root is None:
             return str(SBIN / "bconsole")
         wrapper = self.root / "bconsole"
-        wrapper.write_text(f'#!/bin/sh\nexec chroot {self.release.root} {SBIN / "bconsole"} "$@"\n')
+        seen = self.root / "console"  # bind-mounted: the chroot sees it at the same path
+        seen.mkdir(mode=0o700, exist_ok=True)
+        # The exporter calls `bconsole -n -c FILE` with FILE in its private folder, which the
+        # chroot cannot see: a copy goes where it can.
+        wrapper.write_text(
+            '#!/bin/sh\nset -e\ncopy="' + str(seen) + '/$(basename "$3")"\n'
+            'install -m 600 "$3" "$copy"\n'
+            f'exec chroot {self.release.root} {SBIN / "bconsole"} "$1" "$2" "$copy"\n')
         wrapper.chmod(0o755)
         return str(wrapper)
 

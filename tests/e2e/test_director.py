@@ -14,6 +14,8 @@ The facts are gathered first, then each test checks its part; the note's figures
 
 import logging
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -175,7 +177,8 @@ def _scenario(facts: Facts, port: int, log_path: Path) -> None:
     lab.setup()
     lab.start()
     with log_path.open("wb") as log:
-        exporter = start_logged(_exporter_config(lab, port), port, log)
+        config = _exporter_config(lab, port)
+        exporter = start_logged(config, port, log)
         try:
             _until(lambda: metric("bacula_director_up")() == 1, "the Director up")
             facts.scrapes["first"] = scrape()
@@ -191,6 +194,10 @@ def _scenario(facts: Facts, port: int, log_path: Path) -> None:
                     s, "bacula_storage_device_blocked", director=_director(lab), catalog="lab",
                     storage=_blocked_storage(s), device="NoLabelDev") == 1 and s,
                 "NoLabelDev blocked")
+            facts.notes["page"] = httpx.get(f"http://127.0.0.1:{port}/", timeout=30).text
+            facts.notes["status"] = subprocess.run(
+                [sys.executable, "-m", "exporter", "status", "--config", str(config)],
+                capture_output=True, text=True, timeout=120, check=False)
             facts.notes["label"] = lab.console(
                 "label storage=NoLabel pool=EmptyPool volume=Vol-0001 yes")
             for job_id in ids:
@@ -397,3 +404,19 @@ def test_bad_credentials_and_a_cut_answer_end_clearly(director_runs: dict[str, F
     alive, up, error, _ = facts.notes["cut_short"]
     assert not alive and not up
     assert "within" in error or "cannot reach" in error, error
+
+
+@pytest.mark.parametrize("release", RELEASES, ids=RELEASE_IDS)
+def test_the_page_and_the_status_command_show_the_waiting_job(director_runs: dict[str, Facts],
+                                                              release: Release) -> None:
+    """Both name the Director, the job waiting for media, and the next run of Sched."""
+    facts = _facts(director_runs, release)
+    page = facts.notes["page"]
+    assert f"Now, from the Directors: {_director(facts.lab)}" in page
+    assert 'class="state k-waiting">waiting</span>' in page and "WaitMedia" in page
+    assert "Sched" in page
+    status = facts.notes["status"]
+    assert status.returncode == 1, status.stdout + status.stderr  # an operator must act
+    assert f"director {_director(facts.lab)} (catalog lab): up" in status.stdout
+    assert "waiting  " in status.stdout and "WaitMedia" in status.stdout
+    assert "need an operator" in status.stdout
