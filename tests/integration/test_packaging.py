@@ -105,6 +105,22 @@ def test_dockerfile_runs_unprivileged_with_a_healthcheck() -> None:
     assert "pip" not in final.split("COPY --from=build")[1], "the final stage must not run pip"
 
 
+def test_runtime_image_carries_bconsole() -> None:
+    """The final stage installs Debian's bacula-console, pinned, without recommends or lists."""
+    final = (ROOT / "Dockerfile").read_text().split("\nFROM ")[-1]
+    assert final.startswith("python:3.11-slim-bookworm\n")
+    match = re.search(r"apt-get install -y --no-install-recommends bacula-console=(\S+)", final)
+    assert match, "the final stage must install bacula-console (bconsole)"
+    assert "rm -rf /var/lib/apt/lists/*" in final
+    # The pin must be one Debian 12 still offers; checked where apt knows bookworm's packages.
+    os_release = Path("/etc/os-release")
+    if shutil.which("apt-cache") is None or not os_release.exists() or (
+            "VERSION_CODENAME=bookworm" not in os_release.read_text()):
+        pytest.skip("not Debian 12: cannot check that the pinned version is installable")
+    shown = run("apt-cache", "show", f"bacula-console={match[1]}")
+    assert shown.returncode == 0 and "Package: bacula-console" in shown.stdout, shown.stderr
+
+
 def test_requirements_lock_pins_every_dependency() -> None:
     """requirements.lock pins every [project] dependency with == at a version it allows."""
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
