@@ -1,5 +1,5 @@
 # bacula-exporter image: built in one stage, run from another that has no compiler, no pip and
-# no build tools. Runs as an unprivileged user with a read-only root filesystem; the only
+# no build tools, but Bacula's console program. Runs as an unprivileged user with a read-only root filesystem; the only
 # writable path it needs is the state volume /var/lib/bacula-exporter (the ticket outbox).
 # tests/test_packaging.py lints this file and repeats its install steps.
 
@@ -37,7 +37,14 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     HEALTHCHECK_URL=http://127.0.0.1:9625/healthz
 
-RUN groupadd --system --gid 10001 bacula-exporter \
+# bconsole (Debian's bacula-console) reads the Directors' live state (docs/director.md): Bacula's
+# own console speaks every release's protocol and TLS, including the TLS-PSK of Bacula 12 and
+# later, which Python's ssl lacks. Bookworm's 9.6.7 logs in to Directors up to 15.0.3 without
+# TLS. Pinned like the Python dependencies; no recommends, no apt lists left in the image.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends bacula-console=9.6.7-7 \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --system --gid 10001 bacula-exporter \
     && useradd --system --uid 10001 --gid 10001 --no-create-home \
         --home-dir /var/lib/bacula-exporter --shell /usr/sbin/nologin bacula-exporter \
     && install -d -o 10001 -g 10001 -m 0750 /var/lib/bacula-exporter

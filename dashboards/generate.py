@@ -17,6 +17,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import (
     DataSourceRef,
     DataTransformerConfig,
+    DynamicConfigValue,
     VariableRefresh,
     VariableSort,
 )
@@ -25,6 +26,11 @@ HERE = Path(__file__).resolve().parent
 DS = DataSourceRef(type_val="prometheus", uid="${datasource}")
 SEL = 'catalog=~"$catalog",client=~"$client"'
 KEYS = "catalog,client,job,level"
+# The Director's live view (docs/director.md): its series carry `director` besides the catalog's
+# labels. Aggregated by their own labels so that two exporter replicas show once.
+DIR_SEL = 'catalog=~"$catalog"'
+DIR_JOB = "director,catalog,client,job,level"
+DEVICE = "director,catalog,storage,device"
 
 
 def query(expr: str, legend: str = "", instant: bool = False) -> prometheus.Dataquery:
@@ -141,6 +147,95 @@ def overview() -> dashboard.Dashboard:
         .with_target(query(
             'time() - bacula_catalog_last_poll_success_timestamp_seconds{catalog=~"$catalog"}',
             "{{catalog}} since last good poll s"))
+    )
+    return director_row(d)
+
+
+def unit_of(column: str, unit: str) -> tuple[str, list[DynamicConfigValue]]:
+    """A table column override: the merged column of a query (`Value #<refId>`) gets a unit."""
+    return f"Value #{column}", [DynamicConfigValue(id_val="unit", value=unit)]
+
+
+def director_row(d: dashboard.Dashboard) -> dashboard.Dashboard:
+    """What the Directors say now: up, jobs by state, waits, schedules, storage devices."""
+    d = d.with_row(dashboard.Row("Director"))
+    d = d.with_panel(
+        stat.Panel().title("Director up").span(8).height(4).datasource(DS)
+        .description("1 when the last poll reached the Director through bconsole.")
+        .with_target(query(f"max by (director) (bacula_director_up{{{DIR_SEL}}})",
+                           "{{director}}"))
+    )
+    d = d.with_panel(
+        stat.Panel().title("Jobs waiting for an operator").span(8).height(4).datasource(DS)
+        .description("Jobs waiting for a volume, a mount or an operator.")
+        .with_target(query(
+            f"sum(max by (director, state) "
+            f'(bacula_director_jobs{{{DIR_SEL},state=~"media|mount|operator"}})) or vector(0)'))
+    )
+    d = d.with_panel(
+        stat.Panel().title("Missed scheduled runs").span(8).height(4).datasource(DS)
+        .description("Scheduled runs that did not start and have not run since.")
+        .with_target(query(
+            f"count(max by ({DIR_JOB}) (bacula_director_schedule_missed{{{SEL}}}) == 1) "
+            "or vector(0)"))
+    )
+    d = d.with_panel(
+        timeseries.Panel().title("Director jobs by state").span(12).height(8).datasource(DS)
+        .with_target(query(
+            f"sum by (state) (max by (director, state) (bacula_director_jobs{{{DIR_SEL}}}))",
+            "{{state}}"))
+    )
+    d = d.with_panel(
+        table.Panel().title("Waiting jobs: how long").span(12).height(8).datasource(DS)
+        .unit("s")
+        .description("Runs not running, by what they wait for, and since how long.")
+        .with_target(query(
+            f"time() - min by ({DIR_JOB}, state) "
+            f'(bacula_director_job_state_since_timestamp_seconds{{{SEL},state!="running"}})',
+            instant=True))
+    )
+    next_run = unit_of("next", "dateTimeAsIso")
+    d = d.with_panel(
+        table.Panel().title("Scheduled runs: next run and missed").span(12).height(8)
+        .datasource(DS)
+        .description("The next run within 24 hours; missed 1: a slot was missed and no run "
+                     "started since (BaculaScheduledJobMissed names the slot).")
+        .with_target(query(
+            f"min by ({DIR_JOB}) (bacula_director_next_run_timestamp_seconds{{{SEL}}}) * 1000",
+            instant=True).ref_id("next"))
+        .with_target(query(
+            f"max by ({DIR_JOB}) (bacula_director_schedule_missed{{{SEL}}})", instant=True)
+            .ref_id("missed"))
+        .with_transformation(DataTransformerConfig(id_val="merge", options={}))
+        .override_by_name(*next_run)
+    )
+    d = d.with_panel(
+        table.Panel().title("Storage devices: free, size, blocked").span(12).height(8)
+        .datasource(DS)
+        .description("Free space and size of the file system behind each File device; "
+                     "blocked 1: waiting for a volume, a mount or an operator.")
+        .with_target(query(
+            f"max by ({DEVICE}) (bacula_storage_device_free_bytes{{{DIR_SEL}}})",
+            instant=True).ref_id("free"))
+        .with_target(query(
+            f"max by ({DEVICE}) (bacula_storage_device_size_bytes{{{DIR_SEL}}})",
+            instant=True).ref_id("size"))
+        .with_target(query(
+            f"max by ({DEVICE}) (bacula_storage_device_blocked{{{DIR_SEL}}})", instant=True)
+            .ref_id("blocked"))
+        .with_transformation(DataTransformerConfig(id_val="merge", options={}))
+        .override_by_name(*unit_of("free", "bytes"))
+        .override_by_name(*unit_of("size", "bytes"))
+    )
+    d = d.with_panel(
+        timeseries.Panel().title("Storage devices: free space").span(12).height(8)
+        .datasource(DS).unit("percentunit").min(0).max(1)
+        .description("Free share of each device's file system; BaculaStorageSpaceLow fires "
+                     "below 10% or when the trend reaches 0 within a day.")
+        .with_target(query(
+            f"max by (storage, device) (bacula_storage_device_free_bytes{{{DIR_SEL}}}) "
+            f"/ max by (storage, device) (bacula_storage_device_size_bytes{{{DIR_SEL}}} > 0)",
+            "{{storage}} {{device}}"))
     )
     return d
 

@@ -21,6 +21,8 @@ REQUIRED = {
     "BaculaRestoreRun", "BaculaTicketDeliveryFailing", "BaculaRetentionShort",
     "BaculaBackupNotEncrypted", "BaculaExporterStateDatabaseDown", "BaculaExporterNoLeader",
     "BaculaVerifyFailed", "BaculaAdminJobFailed", "BaculaPoolFillingUp",
+    "BaculaDirectorDown", "BaculaJobWaitingForOperator", "BaculaScheduledJobMissed",
+    "BaculaStorageDeviceBlocked", "BaculaStorageSpaceLow",
 }
 
 

@@ -105,6 +105,22 @@ def test_dockerfile_runs_unprivileged_with_a_healthcheck() -> None:
     assert "pip" not in final.split("COPY --from=build")[1], "the final stage must not run pip"
 
 
+def test_runtime_image_carries_bconsole() -> None:
+    """The final stage installs Debian's bacula-console, pinned, without recommends or lists."""
+    final = (ROOT / "Dockerfile").read_text().split("\nFROM ")[-1]
+    assert final.startswith("python:3.11-slim-bookworm\n")
+    match = re.search(r"apt-get install -y --no-install-recommends bacula-console=(\S+)", final)
+    assert match, "the final stage must install bacula-console (bconsole)"
+    assert "rm -rf /var/lib/apt/lists/*" in final
+    # The pin must be one Debian 12 still offers; checked where apt knows bookworm's packages.
+    os_release = Path("/etc/os-release")
+    if shutil.which("apt-cache") is None or not os_release.exists() or (
+            "VERSION_CODENAME=bookworm" not in os_release.read_text()):
+        pytest.skip("not Debian 12: cannot check that the pinned version is installable")
+    shown = run("apt-cache", "show", f"bacula-console={match[1]}")
+    assert shown.returncode == 0 and "Package: bacula-console" in shown.stdout, shown.stderr
+
+
 def test_requirements_lock_pins_every_dependency() -> None:
     """requirements.lock pins every [project] dependency with == at a version it allows."""
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
@@ -311,6 +327,14 @@ def secret_files(node: Any) -> Iterator[tuple[dict[str, Any], str]]:
             yield from secret_files(item)
 
 
+def stand_in_program(path: Path) -> Path:
+    """Write an executable that does nothing, for check-config's lookup of a program."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\nexit 0\n")
+    path.chmod(0o755)
+    return path
+
+
 def test_rendered_config_passes_check_config(scenario: Path, tmp_path: Path) -> None:
     """The config the chart renders passes check-config, its files coming from mounted Secrets."""
     objects = render(scenario_values(scenario))
@@ -330,6 +354,11 @@ def test_rendered_config_passes_check_config(scenario: Path, tmp_path: Path) -> 
         # The web config file is YAML of its own: an empty one stands in for it.
         stand_in.write_text("{}\n" if key == "web_config_file" else "stand-in secret\n")
         mapping[key] = str(stand_in)
+    # check-config looks bconsole up; the image carries Debian's on PATH. An executable stand-in
+    # takes its place, so the result does not depend on bacula-console on this machine.
+    for director in config.get("directors", []):
+        assert director.get("bconsole", "bconsole") == "bconsole", director
+        director["bconsole"] = str(stand_in_program(tmp_path / "bin" / "bconsole"))
     if "state_dir" in config:
         assert config["state_dir"] == STATE_DIR and STATE_DIR in by_path
         (tmp_path / "state").mkdir()
@@ -372,6 +401,26 @@ def test_access_control_scenario() -> None:
     assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
     assert rule["from"] == values["networkPolicy"]["from"]
     assert not [o for o in render({}) if o["kind"] == "NetworkPolicy"]  # off by default
+
+
+def test_directors_scenario() -> None:
+    """A Director's console password comes from its mounted Secret, never from the values."""
+    values = scenario_values(CHART / "ci" / "directors-values.yaml")
+    objects = render(values)
+    config = config_of(objects)
+    by_path = mounts(only(objects, "Deployment"))
+    main, branch = config["directors"]
+    assert "passwordSecret" not in main and "password_env" not in main
+    assert main["password_file"] == "/etc/bacula-exporter/secrets/bacula-console/monitor-password"
+    assert by_path["/etc/bacula-exporter/secrets/bacula-console"]["secret"] == {
+        "secretName": "bacula-console", "defaultMode": 0o440}
+    assert by_path["/etc/bacula-exporter/secrets/bacula-console-tls"]["secret"]["secretName"] == (
+        "bacula-console-tls")
+    assert branch["password_env"] == "BRANCH_CONSOLE_PASSWORD" and "password_file" not in branch
+    # The console configuration the exporter writes for bconsole needs a writable /tmp.
+    assert by_path["/tmp"]["emptyDir"]["medium"] == "Memory"
+    # Without directors the config has no such section.
+    assert "directors" not in config_of(render({}))
 
 
 def test_chart_rule_and_dashboard_copies_match_their_sources() -> None:
@@ -520,9 +569,18 @@ def test_replicas_need_a_state_database() -> None:
     {"stateDatabase": {"url": "postgresql://bx:secret@statedb/bx"}},
     {"stateDatabase": {"url": "postgresql://bx@statedb/bx", "password_file": "/x"}},
     {"replicaCount": "2"},
+    {"config": {"directors": []}},
+    {"directors": [{"name": "d", "catalog": "main", "address": "dir"}]},
+    {"directors": [{"name": "d", "catalog": "main", "address": "dir", "password_env": "P",
+                    "passwordSecret": {"name": "console"}}]},
+    {"directors": [{"name": "d", "catalog": "main", "address": "dir", "password_env": "P",
+                    "pasword_file": "/x"}]},
+    {"directors": [{"name": "d", "catalog": "main", "address": "dir one", "password_env": "P"}]},
 ], ids=["unknown-key", "chart-owned-key", "bad-url", "no-catalog", "port-as-string",
         "chart-owned-state-database", "state-database-not-postgresql",
-        "state-database-password-in-url", "state-database-unknown-key", "replicas-as-string"])
+        "state-database-password-in-url", "state-database-unknown-key", "replicas-as-string",
+        "chart-owned-directors", "director-without-password", "director-two-passwords",
+        "director-unknown-key", "director-address-with-space"])
 def test_schema_rejects_bad_values(values: dict[str, Any]) -> None:
     """values.schema.json stops typos and values the chart cannot render into a good config."""
     with pytest.raises(helm.HelmValuesError):

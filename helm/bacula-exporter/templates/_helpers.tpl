@@ -63,11 +63,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- $replicas }}
 {{- end }}
 
-{{/* The names of every Secret to mount: the passwordSecret of catalogs and of the state
-database, and existingSecrets, once each. */}}
+{{/* The names of every Secret to mount: the passwordSecret of catalogs, of Directors and of
+the state database, and existingSecrets, once each. */}}
 {{- define "bacula-exporter.secretNames" -}}
 {{- $names := dict }}
-{{- range .Values.catalogs }}
+{{- range concat .Values.catalogs (.Values.directors | default list) }}
 {{- if and .passwordSecret .passwordSecret.name }}
 {{- $_ := set $names .passwordSecret.name true }}
 {{- end }}
@@ -83,8 +83,8 @@ database, and existingSecrets, once each. */}}
 {{- keys $names | sortAlpha | toJson }}
 {{- end }}
 
-{{/* The configuration file, from values; the chart owns listen, catalogs, tls, state_dir and
-state_database. */}}
+{{/* The configuration file, from values; the chart owns listen, catalogs, directors, tls,
+state_dir and state_database. */}}
 {{- define "bacula-exporter.config" -}}
 {{- $cfg := deepCopy (.Values.config | default dict) }}
 {{- $listenHost := .Values.listenHost }}
@@ -102,6 +102,19 @@ state_database. */}}
 {{- $catalogs = append $catalogs $catalog }}
 {{- end }}
 {{- $_ := set $cfg "catalogs" $catalogs }}
+{{- /* A Director's console password comes from a Secret the same way as a catalog's. */}}
+{{- $directors := list }}
+{{- range .Values.directors }}
+{{- $director := omit (deepCopy .) "passwordSecret" }}
+{{- if and .passwordSecret .passwordSecret.name }}
+{{- $file := include "bacula-exporter.passwordFile" (dict "root" $ "secret" .passwordSecret) }}
+{{- $_ := set $director "password_file" $file }}
+{{- end }}
+{{- $directors = append $directors $director }}
+{{- end }}
+{{- if $directors }}
+{{- $_ := set $cfg "directors" $directors }}
+{{- end }}
 {{- if .Values.tls.existingSecret }}
 {{- $dir := include "bacula-exporter.tlsDir" . }}
 {{- $_ := set $cfg "tls" (dict "cert_file" (printf "%s/tls.crt" $dir) "key_file" (printf "%s/tls.key" $dir)) }}
