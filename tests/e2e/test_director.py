@@ -39,6 +39,7 @@ from tests.chain.harness import (
     running,
     shorten_for,
 )
+from tests.dashboard_queries import is_live, panel_queries
 from tests.e2e.bacula import RELEASES, Release, chroot_mounts, missing
 from tests.e2e.director_lab import DirectorLab
 from tests.promtext import samples, value
@@ -162,7 +163,8 @@ def _poller(lab: DirectorLab, port: int, password: str, name: str, timeout: floa
     return DirectorPoller(cfg, folder, MemorySlotStore())
 
 
-def _scenario(facts: Facts, port: int, log_path: Path, receiver: Receiver) -> None:
+def _scenario(facts: Facts, port: int, log_path: Path, receiver: Receiver,
+              prom: Prometheus) -> None:
     """Drive one release's Director and record what its exporter said, and when."""
     lab = facts.lab
     url = f"http://127.0.0.1:{port}/metrics"
@@ -194,6 +196,7 @@ def _scenario(facts: Facts, port: int, log_path: Path, receiver: Receiver) -> No
                     s, "bacula_storage_device_blocked", director=_director(lab), catalog="lab",
                     storage=_blocked_storage(s), device="NoLabelDev") == 1 and s,
                 "NoLabelDev blocked")
+            facts.notes["panels"] = _live_panels(prom)
             facts.notes["page"] = httpx.get(f"http://127.0.0.1:{port}/", timeout=30).text
             facts.notes["status"] = subprocess.run(
                 [sys.executable, "-m", "exporter", "status", "--config", str(config)],
@@ -237,6 +240,15 @@ def _scenario(facts: Facts, port: int, log_path: Path, receiver: Receiver) -> No
             stop(exporter)
             lab.stop()
     facts.notes["log"] = log_path.read_text(errors="replace")
+
+
+def _live_panels(prom: Prometheus) -> dict[str, bool]:
+    """Run every Director panel query of the overview dashboard: did each return data?"""
+    queries = [(t, e) for t, e in panel_queries("overview.json",
+                                               {"$catalog": "lab", "$client": ".*"}) if is_live(e)]
+    # rate() and friends want a few scrapes; a job waits for media meanwhile.
+    _until(lambda: prom.query("count_over_time(bacula_director_up[1m]) >= 4"), "four scrapes")
+    return {f"{title}: {expr}": bool(prom.query(expr)) for title, expr in queries}
 
 
 def _blocked_storage(found: dict[Any, float]) -> str:
@@ -298,7 +310,7 @@ def director_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
             def run(facts: Facts) -> None:
                 try:
                     _scenario(facts, ports[facts.release], base / f"exporter-{facts.release}.log",
-                              receiver)
+                              receiver, prom)
                 except BaseException as exc:
                     facts.error = exc
                     facts.lab.stop()
@@ -419,3 +431,12 @@ def test_the_page_and_the_status_command_show_the_waiting_job(director_runs: dic
     assert f"director {_director(facts.lab)} (catalog lab): up" in status.stdout
     assert "waiting  " in status.stdout and "WaitMedia" in status.stdout
     assert "need an operator" in status.stdout
+
+
+@pytest.mark.parametrize("release", RELEASES, ids=RELEASE_IDS)
+def test_every_director_panel_returns_data(director_runs: dict[str, Facts],
+                                           release: Release) -> None:
+    """The overview dashboard's Director row, queried while a job waits for media."""
+    panels = _facts(director_runs, release).notes["panels"]
+    assert len(panels) >= 8
+    assert [query for query, found in panels.items() if not found] == []
