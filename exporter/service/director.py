@@ -32,10 +32,10 @@ LOGGED_MAX = 100  # distinct unparsed lines logged per Director; more are only c
 CatalogView = Callable[[], tuple[dict[str, str], dict[str, float]]]
 
 
-def storage_commands(storage: str) -> list[str]:
+def storage_commands(storage: str, header: bool) -> list[str]:
     """Return one Storage resource's commands: the text status first, then the API records."""
-    return [f"status storage={storage}", ".api 2", f".status storage={storage} header",
-            f".status storage={storage} devices"]
+    return [f"status storage={storage}", ".api 2", f".status storage={storage} devices",
+            *([f".status storage={storage} header"] if header else [])]
 
 
 class DirectorPoller:
@@ -53,6 +53,8 @@ class DirectorPoller:
         self._unsaved = False
         self._logged: set[str] = set()
         self.shown: dict[str, str] = {}  # job -> client, from `show job=X` (never-run jobs)
+        # Storage resource -> its daemon's name, asked once: each question is a connection.
+        self.daemons: dict[str, str] = {}
         self.cpu_seconds = 0.0  # bconsole's CPU time in the last poll
         self.rendered: Lines = render(self.view)
         self.attempted = threading.Event()
@@ -147,17 +149,19 @@ class DirectorPoller:
     def _poll_storage(self, storage: str, unparsed: list[str]
                       ) -> tuple[bool, list[Device], str, float]:
         """Ask one Storage resource's daemon: (answered, devices, daemon name, CPU seconds)."""
-        commands = storage_commands(storage)
+        commands = storage_commands(storage, storage not in self.daemons)
         try:
             answer = self.console.run(commands)
         except ConsoleError as exc:
             log.warning("director %s: storage %s: %s", self.cfg.name, storage, exc)
             return False, [], "", 0.0
         sections = split(answer.text, [*commands, "quit"])
-        header = records(sections.get(commands[2], []), None, [])[0]
-        devices = read_devices(storage, sections.get(commands[3], []),
+        devices = read_devices(storage, sections.get(commands[2], []),
                                sections.get(commands[0], []), unparsed)
-        return bool(devices), devices, header.get("name", storage), answer.cpu_seconds
+        if storage not in self.daemons and devices:
+            header = records(sections.get(commands[3], []), None, [])[0]
+            self.daemons[storage] = header.get("name", storage)
+        return bool(devices), devices, self.daemons.get(storage, storage), answer.cpu_seconds
 
     def _settle_slots(self, parsed: Parsed, seen: dict[str, float], now: float) -> None:
         """Update the slots; keep them in the store (retried next poll when it is down)."""

@@ -58,3 +58,19 @@ def test_auth_scrape_smoke() -> None:
     flood = result["flood"]
     assert isinstance(flood, dict) and flood["valid_scrapes"] > 0
     assert flood["wrong_known_user_mean_ms"] > 0 and flood["wrong_unknown_user_mean_ms"] > 0
+
+
+def test_director_poll_bench_smoke() -> None:
+    """Both releases' Directors, two polls each setting: the figures are there and plausible."""
+    from tests.e2e.bacula import RELEASES, missing
+
+    reasons = [r for r in map(missing, RELEASES) if r]
+    if reasons:
+        pytest.skip(reasons[0])
+    results = bench("bench.director_poll", "--polls", "2")
+    assert [(r["release"], r["storages"] == 1) for r in results] == [
+        ("9.6", False), ("9.6", True), ("15", False), ("15", True)]
+    for result in results:
+        assert result["jobs_listed"] == 3 and result["devices"] >= 3
+        wall = result["wall_ms"]
+        assert isinstance(wall, dict) and wall["p90"] >= wall["median"] > 0

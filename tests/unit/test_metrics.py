@@ -134,3 +134,13 @@ def test_escaping_and_numbers() -> None:
     """Label escaping and value formatting follow the text format."""
     assert escape('a"b\\c\nd') == 'a\\"b\\\\c\\nd'
     assert [number(1.0), number(2.5), number(7), number(1e20)] == ["1", "2.5", "7", "1e+20"]
+
+
+def test_every_family_is_documented() -> None:
+    """docs/metrics.md (or docs/director.md for the live view) names every family we export."""
+    from exporter.director.render import FAMILIES as DIRECTOR_FAMILIES
+
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    text = (docs / "metrics.md").read_text() + (docs / "director.md").read_text()
+    missing = [f for f in (*STATE_FAMILIES, *HEALTH_FAMILIES, *DIRECTOR_FAMILIES) if f not in text]
+    assert missing == []
