@@ -128,8 +128,8 @@ def number(value: str | None, default: int = 0) -> int:
 
 
 def level_name(letter: str) -> str:
-    """Spell a level letter out, as the catalog series do."""
-    return LEVEL_NAMES.get(letter, letter.lower() or "unknown")
+    """Spell a level letter out, as the catalog series do (admin jobs have none: empty)."""
+    return LEVEL_NAMES.get(letter, letter.strip().lower())
 
 
 def read_director(sections: dict[str, list[str]], parsed: Parsed) -> None:
@@ -153,9 +153,10 @@ def read_director(sections: dict[str, list[str]], parsed: Parsed) -> None:
         # Queued for its slot: schedtime is the slot's time even before it starts.
         seen = max(start, float(number(rec.get("schedtime_epoch"))))
         parsed.started_jobs[name] = max(parsed.started_jobs.get(name, 0.0), seen)
+    # Every type: a copy or admin job that never starts is as missed as a backup.
     for rec in records(sections.get(".status dir scheduled", []), "name", bad):
         at = number(rec.get("schedtime_epoch"))
-        if rec.get("type", "B") == "B" and at:
+        if at:
             parsed.scheduled.append(Scheduled(rec["name"], level_name(rec.get("level", "")), at))
     for rec in records(sections.get(".status dir terminated", []), "jobid", bad):
         name = UNIQUE_SUFFIX.sub("", rec.get("job", ""))

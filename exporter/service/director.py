@@ -60,6 +60,14 @@ class DirectorPoller:
         self.attempted = threading.Event()
         self._lock = threading.Lock()
 
+    def reset(self) -> None:
+        """Forget the view and the slots (this replica stopped leading; the store has them)."""
+        with self._lock:
+            self.view = View(self.cfg.name, self.cfg.catalog)
+            self.slots = Slots(self.cfg.schedule_grace)
+            self._loaded = self._unsaved = False
+            self.rendered = render(self.view)
+
     def poll(self) -> None:
         """Run one poll: the Director, then each Storage daemon; render the outcome."""
         with self._lock:

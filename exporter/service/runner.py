@@ -104,6 +104,8 @@ class Exporter:
                     # Forgotten, so that leading again starts from the stored checkpoint.
                     for poller in self.pollers:
                         poller.reset()
+                    for director in self.directors:
+                        director.reset()
                     self.exposition.rebuild([])
             self.decided.set()
             self._stop.wait(LEAD_INTERVAL)

@@ -394,3 +394,13 @@ def test_an_unreachable_director_says_why(tmp_path: Path) -> None:
                     '127.0.0.1:9101. ERR=Connection refused"\nexit 1\n')
     with pytest.raises(ConsoleError, match="ERR=Connection refused"):
         down.run([".api 2"])
+
+
+def test_every_kind_of_scheduled_job_is_kept() -> None:
+    """A scheduled copy or admin job can be missed too; an admin job has no level."""
+    parsed = Parsed()
+    scheduled = ["name=CatalogBackup", "level= ", "type=D", "schedtime_epoch=100", "",
+                 "name=Offsite", "level=F", "type=c", "schedtime_epoch=200"]
+    read_director({".status dir scheduled": scheduled}, parsed)
+    assert parsed.scheduled == [Scheduled("CatalogBackup", "", 100),
+                                Scheduled("Offsite", "full", 200)]
