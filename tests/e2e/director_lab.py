@@ -56,7 +56,14 @@ class DirectorLab(BaculaLab):
         self.slot = slot.timestamp()
         nolabel = self.volumes / "nolabel"
         nolabel.mkdir()
-        with (self.etc / "bacula-dir.conf").open("a") as conf:
+        # The Client takes several jobs at once, so a second WaitMedia waits on its Job's limit
+        # (`j`, max_jobs) rather than on the Client's default of one (`c`).
+        director = self.etc / "bacula-dir.conf"
+        text = director.read_text()
+        assert text.count("  Name = good-fd\n") == 1
+        director.write_text(text.replace(
+            "  Name = good-fd\n", "  Name = good-fd\n  Maximum Concurrent Jobs = 10\n"))
+        with director.open("a") as conf:
             conf.write(f"""
 {self._storage("NoLabel", "NoLabelDev", "NoLabel")}
 Pool {{
