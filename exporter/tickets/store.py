@@ -23,6 +23,7 @@ import psycopg
 from exporter.core.db import StoreError, connect_state
 from exporter.core.settings import StateDatabaseConfig
 from exporter.tickets.events import Event
+from exporter.tickets.schema import POSTGRES, SQLITE, migrate
 
 STORE_ERRORS = (sqlite3.Error, psycopg.Error, OSError)
 
@@ -99,26 +100,16 @@ def _lite(sql: str) -> str:
 class SqliteStore:
     """One SQLite file (WAL, synchronous=FULL): for a single exporter."""
 
-    SCHEMA = """
-    CREATE TABLE IF NOT EXISTS event (
-        id TEXT PRIMARY KEY, data TEXT NOT NULL, created REAL NOT NULL);
-    CREATE TABLE IF NOT EXISTS delivery (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL REFERENCES event(id),
-        sink TEXT NOT NULL, key TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending',
-        attempts INTEGER NOT NULL DEFAULT 0, next_at REAL NOT NULL, created REAL NOT NULL,
-        last_error TEXT NOT NULL DEFAULT '', UNIQUE (event_id, sink));
-    CREATE INDEX IF NOT EXISTS delivery_pending ON delivery (sink, state, key, seq);
-    CREATE INDEX IF NOT EXISTS delivery_order ON delivery (sink, state, seq);
-    CREATE TABLE IF NOT EXISTS checkpoint (catalog TEXT PRIMARY KEY, job_id INTEGER NOT NULL);
-    """
-
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
         self._opened: list[sqlite3.Connection] = []  # every thread's, for close()
         self._opened_lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db().executescript(self.SCHEMA)  # commits by itself: no explicit transaction
+        # BEGIN IMMEDIATE takes the write lock: a second process starting now waits, then
+        # finds the schema current.
+        with self._write() as db:
+            migrate(db.execute, SQLITE, str(path))
 
     def _db(self) -> sqlite3.Connection:
         """Return this thread's connection (sqlite3 connections stay on their thread)."""
@@ -232,21 +223,7 @@ def _add(db: _Executes, fix: Callable[[str], str], events: Sequence[tuple[Event,
 class PostgresStore:
     """The outbox in a PostgreSQL database, shared by every replica of one deployment."""
 
-    SCHEMA = """
-    CREATE TABLE IF NOT EXISTS event (
-        id text PRIMARY KEY, data text NOT NULL, created double precision NOT NULL);
-    CREATE TABLE IF NOT EXISTS delivery (
-        seq bigserial PRIMARY KEY, event_id text NOT NULL REFERENCES event(id),
-        sink text NOT NULL, key text NOT NULL, state text NOT NULL DEFAULT 'pending',
-        attempts integer NOT NULL DEFAULT 0, next_at double precision NOT NULL,
-        created double precision NOT NULL, last_error text NOT NULL DEFAULT '',
-        UNIQUE (event_id, sink));
-    CREATE INDEX IF NOT EXISTS delivery_pending ON delivery (sink, key, seq)
-        WHERE state = 'pending';
-    CREATE INDEX IF NOT EXISTS delivery_order ON delivery (sink, seq) WHERE state = 'pending';
-    CREATE TABLE IF NOT EXISTS checkpoint (catalog text PRIMARY KEY, job_id bigint NOT NULL);
-    """
-    SCHEMA_LOCK = 0x62786F75  # serialises CREATE TABLE IF NOT EXISTS of replicas starting at once
+    SCHEMA_LOCK = 0x62786F75  # one replica migrates; one starting at the same time waits
     POOL = 4  # connections for storing and reading, shared by all threads (webhooks, poller)
 
     def __init__(self, cfg: StateDatabaseConfig) -> None:
@@ -266,7 +243,7 @@ class PostgresStore:
         if not self._schema:
             with db.transaction():
                 db.execute("SELECT pg_advisory_xact_lock(%s)", (self.SCHEMA_LOCK,))
-                db.execute(self.SCHEMA.encode())
+                migrate(lambda sql: db.execute(sql.encode()), POSTGRES, "the state database")
             self._schema = True
         return db
 
