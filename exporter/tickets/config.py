@@ -38,6 +38,8 @@ class SinkBase(Strict):
     status: list[FinishedClass] | None = None  # job results of these classes only
     job_types: list[Annotated[str, Field(pattern=r"^[A-Za-z]$")]] | None = None  # e.g. [B, C]
     severities: list[str] | None = None  # alerts of these `severity` labels only
+    # Tell the sink when a job failure it took is made good by a later success of that job.
+    resolutions: bool = True
     retry: RetryConfig = RetryConfig()
     timeout: Duration = 10.0
 

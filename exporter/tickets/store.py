@@ -23,6 +23,7 @@ import psycopg
 from exporter.core.db import StoreError, connect_state
 from exporter.core.settings import StateDatabaseConfig
 from exporter.tickets.events import Event
+from exporter.tickets.resolution import Executes, Routes, follow, lineage
 from exporter.tickets.schema import POSTGRES, SQLITE, migrate
 
 STORE_ERRORS = (sqlite3.Error, psycopg.Error, OSError)
@@ -42,8 +43,12 @@ class Store(Protocol):
     """What the outbox needs of its storage."""
 
     def add(self, events: Sequence[tuple[Event, Sequence[str]]],
-            checkpoint: tuple[str, int] | None, seen: Sequence[str] = ()) -> tuple[int, set[str]]:
-        """Store events with their sinks (and a checkpoint); return the new count, sinks touched."""
+            checkpoint: tuple[str, int] | None, seen: Sequence[str] = (),
+            routes: Routes | None = None) -> tuple[int, set[str]]:
+        """Store events with their sinks (and a checkpoint); return the new count, sinks touched.
+
+        `routes` names the sinks that take an event the store makes (a resolution); None: all.
+        """
 
     def resume(self, catalog: str) -> int | None:
         """Return the checkpoint stored for a catalog, None before its first one."""
@@ -89,7 +94,10 @@ INSERT_DELIVERY = ("INSERT INTO delivery (event_id, sink, key, next_at, created)
                    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (event_id, sink) DO NOTHING")
 PRUNE = ("DELETE FROM delivery WHERE state = 'done' AND created < %s",
          "DELETE FROM event WHERE created < %s AND NOT EXISTS "
-         "(SELECT 1 FROM delivery d WHERE d.event_id = event.id)")
+         "(SELECT 1 FROM delivery d WHERE d.event_id = event.id)",
+         # A resolved failure is kept as long as its event, for the reopen window.
+         "DELETE FROM failure WHERE resolved_by <> '' AND NOT EXISTS "
+         "(SELECT 1 FROM event e WHERE e.id = failure.event_id)")
 
 
 def _lite(sql: str) -> str:
@@ -139,10 +147,12 @@ class SqliteStore:
         db.execute("COMMIT")
 
     def add(self, events: Sequence[tuple[Event, Sequence[str]]],
-            checkpoint: tuple[str, int] | None, seen: Sequence[str] = ()) -> tuple[int, set[str]]:
+            checkpoint: tuple[str, int] | None, seen: Sequence[str] = (),
+            routes: Routes | None = None) -> tuple[int, set[str]]:
         """Store events with their sinks (and a checkpoint); return the new count, sinks touched."""
         with self._write() as db:
-            return _add(db, _lite, events, checkpoint, seen, "max(job_id, excluded.job_id)")
+            return _add(db, _lite, events, checkpoint, seen, "max(job_id, excluded.job_id)",
+                        routes)
 
     def resume(self, catalog: str) -> int | None:
         """Return the checkpoint stored for a catalog, None before its first one."""
@@ -174,7 +184,7 @@ class SqliteStore:
         """Forget delivered events stored before the cutoff (dead letters stay for people)."""
         with self._write() as db:
             for sql in PRUNE:
-                db.execute(_lite(sql), (cutoff,))
+                db.execute(_lite(sql), (cutoff,) if "%s" in sql else ())
 
     def states(self) -> dict[tuple[str, str], str]:
         """Return (event id, sink) -> state of every delivery row (for tests and support)."""
@@ -190,15 +200,9 @@ class SqliteStore:
         self._local = threading.local()
 
 
-class _Executes(Protocol):
-    """A connection inside a write transaction (sqlite3 and psycopg both fit)."""
-
-    def execute(self, sql: str, params: Sequence[Any], /) -> Any: ...
-
-
-def _add(db: _Executes, fix: Callable[[str], str], events: Sequence[tuple[Event, Sequence[str]]],
-         checkpoint: tuple[str, int] | None, seen: Sequence[str], upsert: str
-         ) -> tuple[int, set[str]]:
+def _add(db: Executes, fix: Callable[[str], str], events: Sequence[tuple[Event, Sequence[str]]],
+         checkpoint: tuple[str, int] | None, seen: Sequence[str], upsert: str,
+         routes: Routes | None) -> tuple[int, set[str]]:
     """Insert new events, their delivery rows and the checkpoint in the caller's transaction."""
     now = time.time()
     for event_id in seen:
@@ -206,13 +210,17 @@ def _add(db: _Executes, fix: Callable[[str], str], events: Sequence[tuple[Event,
         db.execute(fix(INSERT_EVENT), (event_id, "", now))
     new = 0
     touched: set[str] = set()
-    for event, sinks in events:
+    queue = list(events)
+    while queue:
+        event, sinks = queue.pop(0)
+        event = lineage(db, fix, event)
         if db.execute(fix(INSERT_EVENT), (event.id, event.to_json(), now)).rowcount == 0:
             continue  # the same event again (a retry, a replay, the other replica): queued once
         new += 1
         for sink in sinks:
             db.execute(fix(INSERT_DELIVERY), (event.id, sink, event.key, now, now))
             touched.add(sink)
+        queue[0:0] = follow(db, fix, event, routes)  # right after the success that brings them
     if checkpoint is not None:
         # Never backwards: two replicas that both polled for a moment may store out of order.
         db.execute(fix("INSERT INTO checkpoint (catalog, job_id) VALUES (%s, %s) ON CONFLICT "
@@ -269,11 +277,12 @@ class PostgresStore:
             self._slots.release()
 
     def add(self, events: Sequence[tuple[Event, Sequence[str]]],
-            checkpoint: tuple[str, int] | None, seen: Sequence[str] = ()) -> tuple[int, set[str]]:
+            checkpoint: tuple[str, int] | None, seen: Sequence[str] = (),
+            routes: Routes | None = None) -> tuple[int, set[str]]:
         """Store events with their sinks (and a checkpoint); return the new count, sinks touched."""
         with self._pooled() as db:
             return _add(db, str, events, checkpoint, seen,
-                        "GREATEST(checkpoint.job_id, excluded.job_id)")
+                        "GREATEST(checkpoint.job_id, excluded.job_id)", routes)
 
     def resume(self, catalog: str) -> int | None:
         """Return the checkpoint stored for a catalog, None before its first one."""
@@ -314,7 +323,7 @@ class PostgresStore:
         """Forget delivered events stored before the cutoff (dead letters stay for people)."""
         with self._pooled() as db:
             for sql in PRUNE:
-                db.execute(sql, (cutoff,))
+                db.execute(sql, (cutoff,) if "%s" in sql else ())
 
     def states(self) -> dict[tuple[str, str], str]:
         """Return (event id, sink) -> state of every delivery row (for tests and support)."""

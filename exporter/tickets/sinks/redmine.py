@@ -86,10 +86,13 @@ class RedmineTickets:
             self._call("PUT", f"/issues/{ticket.id}.json", json={"issue": change})
 
     def noted(self, ticket: Ticket, marker: str) -> bool:
-        """Tell whether a journal note of the issue contains the marker."""
+        """Tell whether the description or a journal note of the issue contains the marker."""
         issue = self._call("GET", f"/issues/{ticket.id}.json",
                            params={"include": "journals"}).json()["issue"]
-        return any(marker in (j.get("notes") or "") for j in issue.get("journals", []))
+        texts = [issue.get("description") or ""]
+        texts += [j.get("notes") or "" for j in issue.get("journals", [])]
+        # A whole line: "event: main:15" must not match "event: main:150".
+        return any(marker in text.splitlines() for text in texts)
 
     def close(self) -> None:
         """Close the HTTP client."""

@@ -37,7 +37,7 @@ class TicketBackend(Protocol):
         """Add a note; close (True), reopen (False) or leave the status (None)."""
 
     def noted(self, ticket: Ticket, marker: str) -> bool:
-        """Tell whether a note of the ticket contains the marker."""
+        """Tell whether the ticket's description or one of its notes has the marker as a line."""
 
     def close(self) -> None:
         """Release connections."""
@@ -66,7 +66,7 @@ def _marker(event: Event) -> str:
 def describe(event: Event, ack: bool = False) -> str:
     """Return a plain-text description of an event for a ticket; `ack` asks for a human close."""
     body = event.body
-    if event.kind == "job_result":
+    if event.kind != "alert":
         fields = ("catalog", "client", "job", "job_name", "job_id", "type", "level",
                   "status", "status_code", "status_text", "start", "end", "duration_seconds",
                   "bytes", "files", "errors")
@@ -109,7 +109,11 @@ class TicketSink:
 
     def deliver(self, event: Event) -> None:
         """Apply the event; each step looks at the ticket first, so a redelivery is a no-op."""
-        if event.kind == "job_result":
+        if event.kind == "resolution":
+            self._resolution(event)
+        elif event.kind == "job_result" and event.key != event.id:
+            self._failed_again(event)
+        elif event.kind == "job_result":
             self._job_result(event)
         elif event.status == "firing":
             self._firing(event)
@@ -134,6 +138,32 @@ class TicketSink:
         ticket = self.backend.find(event.key) or self._create(event, ack)
         if event.status == "ok" and ticket.open and not ack:
             self.backend.update(ticket, "", close=True)
+
+    def _failed_again(self, event: Event) -> None:
+        """A job failing again after its last failure was resolved: that ticket's key.
+
+        Reopened within reopen_window, else a new ticket; the marker tells a redelivery.
+        """
+        ticket = self.backend.find(event.key)
+        if ticket is None:
+            self._create(event)
+        elif self.backend.noted(ticket, _marker(event)):
+            return
+        elif ticket.open or (ticket.closed_at is not None and (
+                self.clock() - ticket.closed_at <= self.rules.reopen_window)):
+            self.backend.update(ticket, "Failed again.\n\n" + describe(event),
+                                close=None if ticket.open else False)
+        else:
+            self._create(event)
+
+    def _resolution(self, event: Event) -> None:
+        """A later success made a failure good: note it once on the failure's ticket, close it."""
+        ticket = self.backend.find(event.key)
+        if ticket is None or self.backend.noted(ticket, _marker(event)):
+            return
+        # Note and close are one update: a crash leaves both done or neither.
+        close = True if self.rules.close_on_resolve and ticket.open else None
+        self.backend.update(ticket, f"{event.title}\n\n{describe(event)}", close=close)
 
     def _firing(self, event: Event) -> None:
         """New group: file; open ticket: nothing; closed lately: reopen; closed long ago: file."""

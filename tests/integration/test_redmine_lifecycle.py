@@ -1,0 +1,79 @@
+"""A real Redmine: failures closed by the next success, under SIGKILL of the delivering process."""
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from exporter.catalog.codes import StatusClass
+from exporter.catalog.model import FinishedJob
+from exporter.tickets.outbox import Outbox, Route
+from exporter.tickets.sinks.redmine import redmine_sink
+from exporter.tickets.store import SqliteStore
+from tests.integration.test_redmine import (  # noqa: F401 - redmine is a fixture
+    ROOT,
+    issues_of,
+    redmine,
+    sink_config,
+)
+from tests.redmine.harness import Redmine
+from tests.redmine.samples import finished
+
+log = logging.getLogger(__name__)
+ERROR, OK = StatusClass.ERROR, StatusClass.OK
+
+
+def deliver_with_kills(tmp_path: Path, cfg_extra: dict[str, Any], jobs: list[FinishedJob],
+                       catalog: str, kills: list[dict[str, str]], server: Redmine
+                       ) -> tuple[Outbox, list[int]]:
+    """Queue the jobs, run a delivering process per kill (each SIGKILLs itself), then one more."""
+    cfg = sink_config(server, tmp_path, **cfg_extra)
+    sink_json = tmp_path / "sink.json"
+    sink_json.write_text(json.dumps(cfg.model_dump(mode="json")))
+    outbox_file = tmp_path / "outbox.sqlite3"
+    queued = Outbox(SqliteStore(outbox_file), [Route(redmine_sink(cfg))])
+    queued.listener(catalog, jobs, max(j.record.job_id for j in jobs))
+    command = [sys.executable, "-m", "tests.redmine.deliver", str(sink_json), str(outbox_file)]
+    codes = []
+    for kill in [*kills, {}]:
+        run = subprocess.run(command, cwd=ROOT, env={**os.environ, **kill}, timeout=300,
+                             capture_output=True, check=False)
+        codes.append(run.returncode)
+        assert run.returncode in (0, -signal.SIGKILL), run.stderr[-2000:]
+    return queued, codes
+
+
+def notes_of(server: Redmine, issue: dict[str, Any]) -> list[str]:
+    """Return the first line of each journal note of an issue."""
+    return [j["notes"].split("\n", 1)[0] for j in server.journals(issue["id"]) if j.get("notes")]
+
+
+def test_a_success_closes_the_failures_issue_once_under_sigkill(redmine: Redmine,  # noqa: F811
+                                                                tmp_path: Path) -> None:
+    prefix = "heal"
+    jobs = [finished(1, ERROR, catalog=prefix), finished(2, ERROR, catalog=prefix, client="fd2"),
+            finished(3, OK, catalog=prefix), finished(4, OK, catalog=prefix, client="fd2")]
+    # The first process dies right after Redmine took the first resolution (note and close):
+    # before the outbox could record it, so the next process delivers it again.
+    queued, codes = deliver_with_kills(tmp_path, {"job_results": "not_ok"}, jobs, prefix,
+                                       [{"KILL_AFTER_UPDATES": "1"}], redmine)
+    assert codes == [-signal.SIGKILL, 0]
+    found = issues_of(redmine, f"{prefix}:")
+    assert sorted(found) == [f"{prefix}:1", f"{prefix}:2"]
+    notes = {key: notes_of(redmine, issue) for key, (issue,) in found.items()}
+    figures = {"issues": len(found), "closed": sum(i[0]["status"]["id"] == 5
+                                                   for i in found.values()),
+               "resolution_notes": {k: len(v) for k, v in notes.items()}}
+    log.warning("resolution under SIGKILL after the note and close: %s", figures)
+    assert [i[0]["status"]["id"] for i in found.values()] == [5, 5]
+    assert notes[f"{prefix}:1"] == [
+        f"Resolved by JobId 3 (Backupfd1.2026-11-18_01.00.00_03, incremental, Backup OK): "
+        f"[{prefix}] fd1 Backupfd1 incremental: Backup OK (Backupfd1.2026-11-18_01.00.00_03)"]
+    assert len(notes[f"{prefix}:2"]) == 1
+    assert notes[f"{prefix}:2"][0].startswith("Resolved by JobId 4 (")
+    assert Counter(queued.store.states().values()) == {"done": 6}
