@@ -54,7 +54,8 @@ class RedmineSinkConfig(SinkBase):
     project: str
     tracker_id: int = 1
     external_id_field: int = Field(ge=1)  # id of the custom field holding the event/alert key
-    job_results: Literal["all", "not_ok"] = "all"
+    job_results: Literal["all", "not_ok", "log"] = "all"
+    log_issue: Literal["client", "client_month"] = "client"  # the log's issue, with "log"
     # Restores (Type R) are always filed and never closed by the bridge: a person closes them.
     restore_ack: bool = False
     close_on_resolve: bool = True

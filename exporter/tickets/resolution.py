@@ -69,9 +69,10 @@ def follow(db: Executes, fix: Callable[[str], str], event: Event, routes: Routes
         return []
     if event.status not in SUCCEEDED:
         return []
-    found = db.execute(fix("SELECT event_id, key, level FROM failure "
-                           "WHERE job = %s AND resolved_by = '' ORDER BY job_id"),
-                       (job,)).fetchall()
+    # Only failures that started before: JobIds grow with start time.
+    found = db.execute(fix("SELECT event_id, key, level FROM failure WHERE job = %s AND "
+                           "resolved_by = '' AND job_id < %s ORDER BY job_id"),
+                       (job, int(event.body["job_id"]))).fetchall()
     out = []
     for failure_id, key, failed_level in found:
         if not covers(level, failed_level):

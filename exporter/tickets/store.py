@@ -210,17 +210,18 @@ def _add(db: Executes, fix: Callable[[str], str], events: Sequence[tuple[Event, 
         db.execute(fix(INSERT_EVENT), (event_id, "", now))
     new = 0
     touched: set[str] = set()
-    queue = list(events)
+    queue = [(event, sinks, True) for event, sinks in events]
     while queue:
-        event, sinks = queue.pop(0)
+        event, sinks, given = queue.pop(0)
         event = lineage(db, fix, event)
         if db.execute(fix(INSERT_EVENT), (event.id, event.to_json(), now)).rowcount == 0:
             continue  # the same event again (a retry, a replay, the other replica): queued once
-        new += 1
+        new += given  # what the caller gave: a resolution the store made is not counted
         for sink in sinks:
             db.execute(fix(INSERT_DELIVERY), (event.id, sink, event.key, now, now))
             touched.add(sink)
-        queue[0:0] = follow(db, fix, event, routes)  # right after the success that brings them
+        # Right after the success that brings them.
+        queue[0:0] = [(found, takers, False) for found, takers in follow(db, fix, event, routes)]
     if checkpoint is not None:
         # Never backwards: two replicas that both polled for a moment may store out of order.
         db.execute(fix("INSERT INTO checkpoint (catalog, job_id) VALUES (%s, %s) ON CONFLICT "

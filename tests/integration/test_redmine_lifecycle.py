@@ -77,3 +77,32 @@ def test_a_success_closes_the_failures_issue_once_under_sigkill(redmine: Redmine
     assert len(notes[f"{prefix}:2"]) == 1
     assert notes[f"{prefix}:2"][0].startswith("Resolved by JobId 4 (")
     assert Counter(queued.store.states().values()) == {"done": 6}
+
+
+def test_log_mode_keeps_one_note_per_result_through_a_sigkill_storm(redmine: Redmine,  # noqa: F811
+                                                                    tmp_path: Path) -> None:
+    prefix = "journal"
+    jobs = [finished(i, OK, catalog=prefix, client=f"fd{i % 5}") for i in range(1, 51)]
+    # Five processes in a row, each SIGKILLed right after Redmine took its N-th note, before
+    # the outbox could record it; a sixth finishes.
+    kills = [{"KILL_AFTER_UPDATES": str(n)} for n in (7, 4, 9, 3, 6)]
+    queued, codes = deliver_with_kills(tmp_path, {"job_results": "log"}, jobs, prefix, kills,
+                                       redmine)
+    assert codes == [-signal.SIGKILL] * 5 + [0]
+    found = issues_of(redmine, f"log:{prefix}:")
+    markers: Counter[str] = Counter()
+    for issue in (i for issues in found.values() for i in issues):
+        for journal in redmine.journals(issue["id"]):
+            markers.update(line for line in (journal.get("notes") or "").splitlines()
+                           if line.startswith("event: "))
+    figures = {"results": len(jobs), "sigkills": codes.count(-signal.SIGKILL),
+               "log_issues": sum(len(v) for v in found.values()),
+               "notes": sum(markers.values()),
+               "duplicate_notes": sum(n - 1 for n in markers.values())}
+    log.warning("log mode under 5 SIGKILLs: %s", figures)
+    assert sorted(found) == [f"log:{prefix}:fd{c}" for c in range(5)]
+    assert [len(v) for v in found.values()] == [1] * 5
+    assert set(markers) == {f"event: {prefix}:{i}" for i in range(1, 51)}
+    assert figures["duplicate_notes"] == 0
+    assert not issues_of(redmine, f"{prefix}:")  # good results get no issue of their own
+    assert Counter(queued.store.states().values()) == {"done": 50}

@@ -12,7 +12,7 @@ import pytest
 from exporter.catalog.codes import StatusClass
 from exporter.core.settings import StateDatabaseConfig
 from exporter.tickets.config import RedmineSinkConfig, WebhookSinkConfig
-from exporter.tickets.events import Event
+from exporter.tickets.events import Event, job_result_event
 from exporter.tickets.outbox import Outbox, Route
 from exporter.tickets.resolution import covers
 from exporter.tickets.sinks.base import accepts
@@ -220,3 +220,13 @@ def test_the_redmine_option_reaches_the_rules() -> None:
         "project": "p", "external_id_field": 1, "close_on_resolve": False, "resolutions": False})
     assert not accepts(cfg, Event("x:1:resolved-by:2", "resolution", "x:1", "t", "info",
                                   "resolved", resolves="x:1"))
+
+
+def test_a_success_that_started_before_the_failure_resolves_nothing(tmp_path: Path) -> None:
+    routes, sinks = recording(webhook_cfg("hook"))
+    outbox = Outbox(SqliteStore(tmp_path / "o.db"), routes)
+    count = outbox.add([job_result_event(finished(2, ERROR)), job_result_event(finished(1, OK))])
+    drain(outbox)
+    assert count == 2  # the results given; a resolution the store makes is not counted
+    assert ids(sinks["hook"]) == ["main:2", "main:1"]
+    outbox.stop()

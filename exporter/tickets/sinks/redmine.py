@@ -102,6 +102,7 @@ class RedmineTickets:
 def redmine_sink(cfg: RedmineSinkConfig,
                  transport: httpx.BaseTransport | None = None) -> TicketSink:
     """Build the Redmine sink of a config entry (the transport is for tests)."""
-    rules = TicketRules(cfg.job_results, cfg.close_on_resolve, cfg.reopen_window, cfg.restore_ack)
+    rules = TicketRules(cfg.job_results, cfg.log_issue, cfg.close_on_resolve, cfg.reopen_window,
+                        cfg.restore_ack)
     return TicketSink(cfg.name, RedmineTickets(cfg, transport), rules)
 

@@ -47,7 +47,8 @@ class TicketBackend(Protocol):
 class TicketRules:
     """The choices of a ticket sink."""
 
-    job_results: str = "all"  # or "not_ok"
+    job_results: str = "all"  # or "not_ok", or "log": a note per result on a ticket per client
+    log_issue: str = "client"  # or "client_month": with "log", a ticket per client per month
     close_on_resolve: bool = True
     reopen_window: float = 86400.0
     restore_ack: bool = False  # restores are always filed and never closed by the bridge
@@ -97,6 +98,18 @@ def describe(event: Event, ack: bool = False) -> str:
     return cut("\n".join(lines), DESCRIPTION_MAX)
 
 
+def log_ticket(event: Event, per: str) -> tuple[str, str, str]:
+    """Return the key, subject and description of the log ticket a job result goes to."""
+    catalog, client = event.body.get("catalog", ""), event.body.get("client") or "(no client)"
+    key, where = f"log:{catalog}:{client}", f"[{catalog}] {client}"
+    if per == "client_month":
+        month = str(event.body.get("end") or event.body.get("start") or "")[:7]  # UTC
+        key, where = f"{key}:{month}", f"{where} {month}"
+    intro = (f"Every job result of {where}, one note each, as bacula-exporter delivers them. "
+             "Failures also get an issue of their own.\n\n" f"key: {key}")
+    return key, f"Job log: {where}", intro
+
+
 class TicketSink:
     """A sink that turns events into tickets by the rules, on any TicketBackend."""
 
@@ -111,10 +124,13 @@ class TicketSink:
         """Apply the event; each step looks at the ticket first, so a redelivery is a no-op."""
         if event.kind == "resolution":
             self._resolution(event)
-        elif event.kind == "job_result" and event.key != event.id:
-            self._failed_again(event)
         elif event.kind == "job_result":
-            self._job_result(event)
+            if event.key != event.id:
+                self._failed_again(event)
+            else:
+                self._job_result(event)
+            if self.rules.job_results == "log":
+                self._log(event)
         elif event.status == "firing":
             self._firing(event)
         else:
@@ -133,11 +149,21 @@ class TicketSink:
         a person closes it, which is the acknowledgement.
         """
         ack = self.rules.restore_ack and event.job_type == RESTORE
-        if self.rules.job_results == "not_ok" and event.status == "ok" and not ack:
+        if self.rules.job_results in ("not_ok", "log") and event.status == "ok" and not ack:
             return
         ticket = self.backend.find(event.key) or self._create(event, ack)
         if event.status == "ok" and ticket.open and not ack:
             self.backend.update(ticket, "", close=True)
+
+    def _log(self, event: Event) -> None:
+        """Append a job result to its client's log ticket as a note, once."""
+        key, subject, intro = log_ticket(event, self.rules.log_issue)
+        ticket = self.backend.find(key)
+        if ticket is None:
+            ticket = self.backend.create(key, cut(subject, SUBJECT_MAX), intro, "info")
+        elif self.backend.noted(ticket, _marker(event)):
+            return  # a redelivery: the note is there
+        self.backend.update(ticket, f"{event.title}\n\n{describe(event)}", close=None)
 
     def _failed_again(self, event: Event) -> None:
         """A job failing again after its last failure was resolved: that ticket's key.
