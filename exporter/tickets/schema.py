@@ -18,6 +18,8 @@ _FAILURE = ("CREATE TABLE failure (event_id {text} PRIMARY KEY, key {text} NOT N
             "job {text} NOT NULL, level {text} NOT NULL, job_id {big} NOT NULL, "
             "resolved_by {text} NOT NULL DEFAULT '')")
 _FAILURE_INDEX = "CREATE INDEX failure_job ON failure (job, level, job_id)"
+# The first event of a ticket key, for e-mail threading.
+_KEY_INDEX = "CREATE INDEX delivery_key ON delivery (key, seq)"
 
 SQLITE: Migrations = (
     (
@@ -33,7 +35,7 @@ SQLITE: Migrations = (
         "CREATE TABLE IF NOT EXISTS checkpoint (catalog TEXT PRIMARY KEY, "
         "job_id INTEGER NOT NULL)",
     ),
-    (_FAILURE.format(text="TEXT", big="INTEGER"), _FAILURE_INDEX),
+    (_FAILURE.format(text="TEXT", big="INTEGER"), _FAILURE_INDEX, _KEY_INDEX),
 )
 
 POSTGRES: Migrations = (
@@ -51,7 +53,7 @@ POSTGRES: Migrations = (
         "WHERE state = 'pending'",
         "CREATE TABLE IF NOT EXISTS checkpoint (catalog text PRIMARY KEY, job_id bigint NOT NULL)",
     ),
-    (_FAILURE.format(text="text", big="bigint"), _FAILURE_INDEX),
+    (_FAILURE.format(text="text", big="bigint"), _FAILURE_INDEX, _KEY_INDEX),
 )
 
 VERSION = len(SQLITE)

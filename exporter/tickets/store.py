@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -88,6 +88,7 @@ COUNT_PENDING = ("SELECT sink, count(*), min(created) FROM delivery WHERE state 
            "GROUP BY sink")
 RECORD_OUTCOME = ("UPDATE delivery SET state = %s, attempts = %s, next_at = %s, last_error = %s "
           "WHERE seq = %s")
+FIRST_OF_KEY = "SELECT event_id FROM delivery WHERE key = %s ORDER BY seq LIMIT 1"
 INSERT_EVENT = ("INSERT INTO event (id, data, created) VALUES (%s, %s, %s) "
                 "ON CONFLICT (id) DO NOTHING")
 INSERT_DELIVERY = ("INSERT INTO delivery (event_id, sink, key, next_at, created) "
@@ -214,6 +215,9 @@ def _add(db: Executes, fix: Callable[[str], str], events: Sequence[tuple[Event, 
     while queue:
         event, sinks, given = queue.pop(0)
         event = lineage(db, fix, event)
+        if event.key != event.id and not event.thread:
+            first = db.execute(fix(FIRST_OF_KEY), (event.key,)).fetchone()
+            event = replace(event, thread=first[0]) if first else event
         if db.execute(fix(INSERT_EVENT), (event.id, event.to_json(), now)).rowcount == 0:
             continue  # the same event again (a retry, a replay, the other replica): queued once
         new += given  # what the caller gave: a resolution the store made is not counted

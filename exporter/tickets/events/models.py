@@ -22,6 +22,7 @@ class Event:
     body: dict[str, Any] = field(default_factory=dict)  # the JSON the webhook sends
     job_type: str = ""  # Bacula's Job.Type code, for the sink filters
     resolves: str = ""  # resolutions: the id of the failure's event
+    thread: str = ""  # the first event stored with this key, when it is another one
 
     def to_json(self) -> str:
         """Serialise for the outbox."""
@@ -30,8 +31,11 @@ class Event:
             "severity": self.severity, "status": self.status, "body": self.body,
             "job_type": self.job_type,
         }
-        if self.resolves:  # only where it means something: other payloads stay as they were
+        # Only where they mean something: other payloads stay as they were.
+        if self.resolves:
             data["resolves"] = self.resolves
+        if self.thread:
+            data["thread"] = self.thread
         return json.dumps(data, sort_keys=True)
 
     @classmethod
