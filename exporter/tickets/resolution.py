@@ -77,8 +77,10 @@ def follow(db: Executes, fix: Callable[[str], str], event: Event, routes: Routes
     for failure_id, key, failed_level in found:
         if not covers(level, failed_level):
             continue
-        db.execute(fix("UPDATE failure SET resolved_by = %s WHERE event_id = %s"),
-                   (event.id, failure_id))
+        # Two replicas storing two successes at once: the second finds it resolved.
+        if db.execute(fix("UPDATE failure SET resolved_by = %s WHERE event_id = %s AND "
+                          "resolved_by = ''"), (event.id, failure_id)).rowcount != 1:
+            continue
         resolution = resolution_event(event, failure_id, key)
         took = [s for (s,) in db.execute(fix("SELECT sink FROM delivery WHERE event_id = %s "
                                              "ORDER BY sink"), (failure_id,)).fetchall()]

@@ -106,3 +106,23 @@ def test_log_mode_keeps_one_note_per_result_through_a_sigkill_storm(redmine: Red
     assert figures["duplicate_notes"] == 0
     assert not issues_of(redmine, f"{prefix}:")  # good results get no issue of their own
     assert Counter(queued.store.states().values()) == {"done": 50}
+
+
+def test_failing_again_reopens_the_closed_issue(redmine: Redmine, tmp_path: Path  # noqa: F811
+                                                ) -> None:
+    prefix = "flap"
+    cfg = sink_config(redmine, tmp_path, job_results="not_ok", reopen_window="1d")
+    outbox = Outbox(SqliteStore(tmp_path / "outbox.sqlite3"), [Route(redmine_sink(cfg))])
+    for job in (finished(1, ERROR, catalog=prefix), finished(2, OK, catalog=prefix),
+                finished(3, ERROR, catalog=prefix), finished(4, OK, catalog=prefix),
+                finished(5, ERROR, catalog=prefix)):
+        outbox.listener(prefix, [job], job.record.job_id)
+        while outbox.deliver_due("helpdesk"):
+            pass
+    found = issues_of(redmine, f"{prefix}:")
+    assert list(found) == [f"{prefix}:1"]  # every later failure went to the first one's issue
+    (issue,) = found[f"{prefix}:1"]
+    assert issue["status"]["id"] == 1  # reopened by the last failure
+    assert [n.split(" (", 1)[0] for n in notes_of(redmine, issue)] == [
+        "Resolved by JobId 2", "Failed again.", "Resolved by JobId 4", "Failed again."]
+    outbox.stop()

@@ -2,11 +2,14 @@
 
 import json
 import sqlite3
+import threading
+import time
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from exporter.catalog.codes import StatusClass
@@ -230,3 +233,27 @@ def test_a_success_that_started_before_the_failure_resolves_nothing(tmp_path: Pa
     assert count == 2  # the results given; a resolution the store makes is not counted
     assert ids(sinks["hook"]) == ["main:2", "main:1"]
     outbox.stop()
+
+
+def test_two_replicas_storing_successes_at_once_resolve_once(state_database: str) -> None:
+    """A replica whose success waits on another's resolution of the same failure skips it."""
+    store = PostgresStore(StateDatabaseConfig(url=state_database))
+    store.add([(job_result_event(finished(1, ERROR)), ["hook"])], None)
+    done: list[tuple[int, set[str]]] = []
+    with psycopg.connect(state_database) as other, \
+            psycopg.connect(state_database, autocommit=True) as watch:
+        # The other replica resolves the failure in a transaction still open...
+        other.execute("UPDATE failure SET resolved_by = 'main:3' WHERE event_id = 'main:1' "
+                      "AND resolved_by = ''")
+        thread = threading.Thread(target=lambda: done.append(
+            store.add([(job_result_event(finished(2, OK)), ["hook"])], None)))
+        thread.start()
+        deadline = time.monotonic() + 30
+        while watch.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone() != (1,):
+            assert time.monotonic() < deadline, "the second store never waited on the row"
+            time.sleep(0.05)
+        other.commit()  # ...and commits while this one waits on the row
+    thread.join(timeout=30)
+    assert done == [(1, {"hook"})]
+    assert set(store.states()) == {("main:1", "hook"), ("main:2", "hook")}  # no resolution
+    store.close()
