@@ -177,6 +177,8 @@ class EmailSinkConfig(SinkBase):
             raise ValueError("username needs exactly one of password_file or password_env")
         if self.username is None and (self.password_file or self.password_env):
             raise ValueError("password_file / password_env need a username")
+        if self.username is not None and self.security == "none":
+            raise ValueError("username needs security starttls or tls: no password in clear")
         return self
 
     def password(self) -> Secret | None:

@@ -132,6 +132,8 @@ def test_a_refused_recipient_is_permanent(mta: Exim, certs: dict[str, Pair],
     ({"username": "u"}, "sinks.0.email: username needs exactly one of password_file"),
     ({"security": "ssl"}, "sinks.0.email.security: Input should be 'starttls', 'tls' or 'none'"),
     ({"to": []}, "sinks.0.email.to: List should have at least 1 item"),
+    ({"username": "u", "password_env": "PATH", "security": "none"},
+     "sinks.0.email: username needs security starttls or tls"),
 ])
 def test_config_errors_name_the_key(change: dict[str, Any], named: str) -> None:
     sink = {"name": "m", "type": "email", "host": "h", "from": "a@b.test", "to": [RT], **change}

@@ -21,6 +21,7 @@ from exporter.tickets.resolution import covers
 from exporter.tickets.sinks.base import accepts
 from exporter.tickets.sinks.tickets import TicketRules, TicketSink
 from exporter.tickets.store import PostgresStore, SqliteStore, Store
+from exporter.tickets.template import render
 from tests.fake_sink import FakeSink, FakeTickets
 from tests.integration.test_sinks import apprise_sink, receiver  # noqa: F401 - a fixture
 from tests.redmine.samples import finished, restore
@@ -86,6 +87,8 @@ def test_a_success_resolves_the_failure_once_across_restarts(open_store: OpenSto
     assert sent["resolves"] == "main:10"
     assert sent["body"]["resolved_by"] == "main:11"
     assert "resolves" not in json.loads(sinks["hook"].delivered[0].to_json())
+    assert json.loads(render('{"fixes": ${resolves}, "by": ${job_id}}', resolution)) == {
+        "fixes": "main:10", "by": 11}
     outbox.stop()
 
 
