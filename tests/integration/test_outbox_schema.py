@@ -1,6 +1,9 @@
 """Outbox schema versioning on both stores: upgrade without loss, refusal, replicas at once."""
 
+import json
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -13,12 +16,14 @@ import psycopg
 import pytest
 
 from exporter.core.settings import StateDatabaseConfig
+from exporter.demo import DEMO_ZONE, write_demo_catalog
 from exporter.tickets.events import job_result_event
 from exporter.tickets.outbox import Outbox, Route
 from exporter.tickets.schema import VERSION, SchemaError
 from exporter.tickets.store import PostgresStore, SqliteStore, Store
 from tests.fake_sink import FakeSink
 from tests.redmine.samples import finished
+from tests.server import free_port
 
 # The outbox as the release before versioning wrote it (store.py's SCHEMA strings, verbatim).
 TODAY_SQLITE = """
@@ -230,3 +235,25 @@ def hold_migration_lock(old: Old) -> Iterator[Callable[[int], None]]:
 
         yield waiting
         db.execute("SELECT pg_advisory_unlock(%s)", (PostgresStore.SCHEMA_LOCK,))
+
+
+def test_the_exporter_refuses_to_start_on_a_newer_outbox(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    old = Old("sqlite", str(state / "outbox.sqlite3"))
+    old.write_today()
+    old.run("CREATE TABLE schema_version (version integer NOT NULL)")
+    old.run("INSERT INTO schema_version (version) VALUES (%s)", (VERSION + 1,))
+    write_demo_catalog(tmp_path / "bacula.db")
+    config = tmp_path / "config.yml"
+    config.write_text(json.dumps({
+        "listen": f"127.0.0.1:{free_port()}", "state_dir": str(state),
+        "catalogs": [{"name": "demo", "url": f"sqlite:///{tmp_path / 'bacula.db'}",
+                      "timezone": DEMO_ZONE}],
+        "sinks": [{"name": "hook", "type": "webhook", "url": "http://127.0.0.1:9/"}]}))
+    run = subprocess.run([sys.executable, "-m", "exporter", "--config", str(config)],
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == 1
+    assert f"has schema version {VERSION + 1}, newer than this exporter knows" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert old.version() == [(VERSION + 1,)]
