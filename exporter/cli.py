@@ -21,6 +21,7 @@ def _serve(config: Config) -> int:
     from exporter.ha.leader import Leadership
     from exporter.service.runner import Exporter
     from exporter.tickets.bridge import build_bridge
+    from exporter.tickets.schema import SchemaError
     from exporter.web.access import ssl_context
     from exporter.web.app import create_app
 
@@ -30,12 +31,16 @@ def _serve(config: Config) -> int:
     )
     # httpx logs every request at INFO, URL included: a sink's address is not for the log.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    bridge = build_bridge(config)
+    try:
+        bridge = build_bridge(config)
+        if bridge:
+            bridge.outbox.start()  # migrates a PostgreSQL outbox (SQLite's: when built)
+    except SchemaError as exc:
+        logging.getLogger("exporter").error("%s", exc)
+        return 1
     leadership = Leadership(config.state_database) if config.state_database else None
     exporter = Exporter(config, bridge.outbox.listener if bridge else None,
                         bridge.outbox.store.resume if bridge else None, config.backfill, leadership)
-    if bridge:
-        bridge.outbox.start()
     exporter.start()
     logging.getLogger("exporter").info(
         "bacula-exporter %s listening on %s, %d catalog(s)",

@@ -56,8 +56,9 @@ class FakeTickets:
             issue.open = True
 
     def noted(self, ticket: Ticket, marker: str) -> bool:
-        """Tell whether a note contains the marker."""
-        return any(marker in note for note in self.issues[ticket.id - 1].notes)
+        """Tell whether the description or a note contains the marker."""
+        issue = self.issues[ticket.id - 1]
+        return any(marker in text.splitlines() for text in [issue.description, *issue.notes])
 
     def close(self) -> None:
         """Nothing to release."""

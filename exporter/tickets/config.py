@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from exporter.catalog.codes import RESTORE
 from exporter.core.settings import (
@@ -38,6 +38,8 @@ class SinkBase(Strict):
     status: list[FinishedClass] | None = None  # job results of these classes only
     job_types: list[Annotated[str, Field(pattern=r"^[A-Za-z]$")]] | None = None  # e.g. [B, C]
     severities: list[str] | None = None  # alerts of these `severity` labels only
+    # Tell the sink when a job failure it took is made good by a later success of that job.
+    resolutions: bool = True
     retry: RetryConfig = RetryConfig()
     timeout: Duration = 10.0
 
@@ -52,7 +54,8 @@ class RedmineSinkConfig(SinkBase):
     project: str
     tracker_id: int = 1
     external_id_field: int = Field(ge=1)  # id of the custom field holding the event/alert key
-    job_results: Literal["all", "not_ok"] = "all"
+    job_results: Literal["all", "not_ok", "log"] = "all"
+    log_issue: Literal["client", "client_month"] = "client"  # the log's issue, with "log"
     # Restores (Type R) are always filed and never closed by the bridge: a person closes them.
     restore_ack: bool = False
     close_on_resolve: bool = True
@@ -145,8 +148,51 @@ class AppriseSinkConfig(SinkBase):
         return [Secret(u) for u in kept.replace(",", " ").split()]
 
 
+class EmailSinkConfig(SinkBase):
+    """An SMTP server: a message per event, threaded per ticket key (RT, Znuny, Zammad...)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    type: Literal["email"]
+    host: str = Field(min_length=1)
+    port: int | None = Field(default=None, ge=1, le=65535)  # 587 with starttls, 465 with tls
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    ca_file: Path | None = None  # the CA that signed the server's certificate; default: system
+    username: str | None = None
+    password_file: Path | None = None
+    password_env: str | None = None
+    sender: str = Field(alias="from", pattern=r"^[^@\s]+@[^@\s]+$")
+    to: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]] = Field(min_length=1)
+    cc: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]] = Field(default_factory=list)
+    html: bool = False  # add an HTML part rendered from the same fields as the text
+    message_id_domain: str | None = None  # right of the @ in Message-IDs; default: from's domain
+
+    _files = field_validator("ca_file", "password_file")(readable)
+    _env = field_validator("password_env")(env_set)
+
+    @model_validator(mode="after")
+    def _credentials(self) -> "EmailSinkConfig":
+        if self.username is not None and (self.password_file is None) == (
+                self.password_env is None):
+            raise ValueError("username needs exactly one of password_file or password_env")
+        if self.username is None and (self.password_file or self.password_env):
+            raise ValueError("password_file / password_env need a username")
+        if self.username is not None and self.security == "none":
+            raise ValueError("username needs security starttls or tls: no password in clear")
+        return self
+
+    def password(self) -> Secret | None:
+        """Return the SMTP password, read now."""
+        return read_secret(self.password_file, self.password_env)
+
+    def smtp_port(self) -> int:
+        """Return the port: the given one, else the usual one for the security."""
+        return self.port or {"starttls": 587, "tls": 465, "none": 25}[self.security]
+
+
 SinkConfig = Annotated[
-    RedmineSinkConfig | WebhookSinkConfig | AppriseSinkConfig, Field(discriminator="type")
+    RedmineSinkConfig | WebhookSinkConfig | AppriseSinkConfig | EmailSinkConfig,
+    Field(discriminator="type"),
 ]
 
 

@@ -92,13 +92,17 @@ class Outbox:
     def add(self, events: Sequence[Event], checkpoint: tuple[str, int] | None = None,
             seen: Sequence[str] = ()) -> int:
         """Store events (a checkpoint, ids seen but not news) durably; return how many were new."""
-        rows = [(e, [name for name, r in self.routes.items() if r.accepts(e)]) for e in events]
-        new, touched = self.store.add(rows, checkpoint, seen)
+        rows = [(e, self._takers(e)) for e in events]
+        new, touched = self.store.add(rows, checkpoint, seen, self._takers)
         for name in touched:
             self._wake[name].set()
         if touched:
             self._gauges()
         return new
+
+    def _takers(self, event: Event) -> list[str]:
+        """Return the names of the sinks whose filter takes an event."""
+        return [name for name, r in self.routes.items() if r.accepts(event)]
 
     def listener(self, catalog: str, finished: list[FinishedJob], checkpoint: int,
                  history: Sequence[int] = ()) -> None:

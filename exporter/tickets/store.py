@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,6 +23,8 @@ import psycopg
 from exporter.core.db import StoreError, connect_state
 from exporter.core.settings import StateDatabaseConfig
 from exporter.tickets.events import Event
+from exporter.tickets.resolution import Executes, Routes, follow, lineage
+from exporter.tickets.schema import POSTGRES, SQLITE, migrate
 
 STORE_ERRORS = (sqlite3.Error, psycopg.Error, OSError)
 
@@ -41,8 +43,12 @@ class Store(Protocol):
     """What the outbox needs of its storage."""
 
     def add(self, events: Sequence[tuple[Event, Sequence[str]]],
-            checkpoint: tuple[str, int] | None, seen: Sequence[str] = ()) -> tuple[int, set[str]]:
-        """Store events with their sinks (and a checkpoint); return the new count, sinks touched."""
+            checkpoint: tuple[str, int] | None, seen: Sequence[str] = (),
+            routes: Routes | None = None) -> tuple[int, set[str]]:
+        """Store events with their sinks (and a checkpoint); return the new count, sinks touched.
+
+        `routes` names the sinks that take an event the store makes (a resolution); None: all.
+        """
 
     def resume(self, catalog: str) -> int | None:
         """Return the checkpoint stored for a catalog, None before its first one."""
@@ -82,13 +88,17 @@ COUNT_PENDING = ("SELECT sink, count(*), min(created) FROM delivery WHERE state 
            "GROUP BY sink")
 RECORD_OUTCOME = ("UPDATE delivery SET state = %s, attempts = %s, next_at = %s, last_error = %s "
           "WHERE seq = %s")
+FIRST_OF_KEY = "SELECT event_id FROM delivery WHERE key = %s ORDER BY seq LIMIT 1"
 INSERT_EVENT = ("INSERT INTO event (id, data, created) VALUES (%s, %s, %s) "
                 "ON CONFLICT (id) DO NOTHING")
 INSERT_DELIVERY = ("INSERT INTO delivery (event_id, sink, key, next_at, created) "
                    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (event_id, sink) DO NOTHING")
 PRUNE = ("DELETE FROM delivery WHERE state = 'done' AND created < %s",
          "DELETE FROM event WHERE created < %s AND NOT EXISTS "
-         "(SELECT 1 FROM delivery d WHERE d.event_id = event.id)")
+         "(SELECT 1 FROM delivery d WHERE d.event_id = event.id)",
+         # A resolved failure is kept as long as its event, for the reopen window.
+         "DELETE FROM failure WHERE resolved_by <> '' AND NOT EXISTS "
+         "(SELECT 1 FROM event e WHERE e.id = failure.event_id)")
 
 
 def _lite(sql: str) -> str:
@@ -99,26 +109,16 @@ def _lite(sql: str) -> str:
 class SqliteStore:
     """One SQLite file (WAL, synchronous=FULL): for a single exporter."""
 
-    SCHEMA = """
-    CREATE TABLE IF NOT EXISTS event (
-        id TEXT PRIMARY KEY, data TEXT NOT NULL, created REAL NOT NULL);
-    CREATE TABLE IF NOT EXISTS delivery (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL REFERENCES event(id),
-        sink TEXT NOT NULL, key TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending',
-        attempts INTEGER NOT NULL DEFAULT 0, next_at REAL NOT NULL, created REAL NOT NULL,
-        last_error TEXT NOT NULL DEFAULT '', UNIQUE (event_id, sink));
-    CREATE INDEX IF NOT EXISTS delivery_pending ON delivery (sink, state, key, seq);
-    CREATE INDEX IF NOT EXISTS delivery_order ON delivery (sink, state, seq);
-    CREATE TABLE IF NOT EXISTS checkpoint (catalog TEXT PRIMARY KEY, job_id INTEGER NOT NULL);
-    """
-
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
         self._opened: list[sqlite3.Connection] = []  # every thread's, for close()
         self._opened_lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db().executescript(self.SCHEMA)  # commits by itself: no explicit transaction
+        # BEGIN IMMEDIATE takes the write lock: a second process starting now waits, then
+        # finds the schema current.
+        with self._write() as db:
+            migrate(db.execute, SQLITE, str(path))
 
     def _db(self) -> sqlite3.Connection:
         """Return this thread's connection (sqlite3 connections stay on their thread)."""
@@ -148,10 +148,12 @@ class SqliteStore:
         db.execute("COMMIT")
 
     def add(self, events: Sequence[tuple[Event, Sequence[str]]],
-            checkpoint: tuple[str, int] | None, seen: Sequence[str] = ()) -> tuple[int, set[str]]:
+            checkpoint: tuple[str, int] | None, seen: Sequence[str] = (),
+            routes: Routes | None = None) -> tuple[int, set[str]]:
         """Store events with their sinks (and a checkpoint); return the new count, sinks touched."""
         with self._write() as db:
-            return _add(db, _lite, events, checkpoint, seen, "max(job_id, excluded.job_id)")
+            return _add(db, _lite, events, checkpoint, seen, "max(job_id, excluded.job_id)",
+                        routes)
 
     def resume(self, catalog: str) -> int | None:
         """Return the checkpoint stored for a catalog, None before its first one."""
@@ -183,7 +185,7 @@ class SqliteStore:
         """Forget delivered events stored before the cutoff (dead letters stay for people)."""
         with self._write() as db:
             for sql in PRUNE:
-                db.execute(_lite(sql), (cutoff,))
+                db.execute(_lite(sql), (cutoff,) if "%s" in sql else ())
 
     def states(self) -> dict[tuple[str, str], str]:
         """Return (event id, sink) -> state of every delivery row (for tests and support)."""
@@ -199,15 +201,9 @@ class SqliteStore:
         self._local = threading.local()
 
 
-class _Executes(Protocol):
-    """A connection inside a write transaction (sqlite3 and psycopg both fit)."""
-
-    def execute(self, sql: str, params: Sequence[Any], /) -> Any: ...
-
-
-def _add(db: _Executes, fix: Callable[[str], str], events: Sequence[tuple[Event, Sequence[str]]],
-         checkpoint: tuple[str, int] | None, seen: Sequence[str], upsert: str
-         ) -> tuple[int, set[str]]:
+def _add(db: Executes, fix: Callable[[str], str], events: Sequence[tuple[Event, Sequence[str]]],
+         checkpoint: tuple[str, int] | None, seen: Sequence[str], upsert: str,
+         routes: Routes | None) -> tuple[int, set[str]]:
     """Insert new events, their delivery rows and the checkpoint in the caller's transaction."""
     now = time.time()
     for event_id in seen:
@@ -215,13 +211,21 @@ def _add(db: _Executes, fix: Callable[[str], str], events: Sequence[tuple[Event,
         db.execute(fix(INSERT_EVENT), (event_id, "", now))
     new = 0
     touched: set[str] = set()
-    for event, sinks in events:
+    queue = [(event, sinks, True) for event, sinks in events]
+    while queue:
+        event, sinks, given = queue.pop(0)
+        event = lineage(db, fix, event)
+        if event.key != event.id and not event.thread:
+            first = db.execute(fix(FIRST_OF_KEY), (event.key,)).fetchone()
+            event = replace(event, thread=first[0]) if first else event
         if db.execute(fix(INSERT_EVENT), (event.id, event.to_json(), now)).rowcount == 0:
             continue  # the same event again (a retry, a replay, the other replica): queued once
-        new += 1
+        new += given  # what the caller gave: a resolution the store made is not counted
         for sink in sinks:
             db.execute(fix(INSERT_DELIVERY), (event.id, sink, event.key, now, now))
             touched.add(sink)
+        # Right after the success that brings them.
+        queue[0:0] = [(found, takers, False) for found, takers in follow(db, fix, event, routes)]
     if checkpoint is not None:
         # Never backwards: two replicas that both polled for a moment may store out of order.
         db.execute(fix("INSERT INTO checkpoint (catalog, job_id) VALUES (%s, %s) ON CONFLICT "
@@ -232,21 +236,7 @@ def _add(db: _Executes, fix: Callable[[str], str], events: Sequence[tuple[Event,
 class PostgresStore:
     """The outbox in a PostgreSQL database, shared by every replica of one deployment."""
 
-    SCHEMA = """
-    CREATE TABLE IF NOT EXISTS event (
-        id text PRIMARY KEY, data text NOT NULL, created double precision NOT NULL);
-    CREATE TABLE IF NOT EXISTS delivery (
-        seq bigserial PRIMARY KEY, event_id text NOT NULL REFERENCES event(id),
-        sink text NOT NULL, key text NOT NULL, state text NOT NULL DEFAULT 'pending',
-        attempts integer NOT NULL DEFAULT 0, next_at double precision NOT NULL,
-        created double precision NOT NULL, last_error text NOT NULL DEFAULT '',
-        UNIQUE (event_id, sink));
-    CREATE INDEX IF NOT EXISTS delivery_pending ON delivery (sink, key, seq)
-        WHERE state = 'pending';
-    CREATE INDEX IF NOT EXISTS delivery_order ON delivery (sink, seq) WHERE state = 'pending';
-    CREATE TABLE IF NOT EXISTS checkpoint (catalog text PRIMARY KEY, job_id bigint NOT NULL);
-    """
-    SCHEMA_LOCK = 0x62786F75  # serialises CREATE TABLE IF NOT EXISTS of replicas starting at once
+    SCHEMA_LOCK = 0x62786F75  # one replica migrates; one starting at the same time waits
     POOL = 4  # connections for storing and reading, shared by all threads (webhooks, poller)
 
     def __init__(self, cfg: StateDatabaseConfig) -> None:
@@ -266,7 +256,7 @@ class PostgresStore:
         if not self._schema:
             with db.transaction():
                 db.execute("SELECT pg_advisory_xact_lock(%s)", (self.SCHEMA_LOCK,))
-                db.execute(self.SCHEMA.encode())
+                migrate(lambda sql: db.execute(sql.encode()), POSTGRES, "the state database")
             self._schema = True
         return db
 
@@ -292,11 +282,12 @@ class PostgresStore:
             self._slots.release()
 
     def add(self, events: Sequence[tuple[Event, Sequence[str]]],
-            checkpoint: tuple[str, int] | None, seen: Sequence[str] = ()) -> tuple[int, set[str]]:
+            checkpoint: tuple[str, int] | None, seen: Sequence[str] = (),
+            routes: Routes | None = None) -> tuple[int, set[str]]:
         """Store events with their sinks (and a checkpoint); return the new count, sinks touched."""
         with self._pooled() as db:
             return _add(db, str, events, checkpoint, seen,
-                        "GREATEST(checkpoint.job_id, excluded.job_id)")
+                        "GREATEST(checkpoint.job_id, excluded.job_id)", routes)
 
     def resume(self, catalog: str) -> int | None:
         """Return the checkpoint stored for a catalog, None before its first one."""
@@ -337,7 +328,7 @@ class PostgresStore:
         """Forget delivered events stored before the cutoff (dead letters stay for people)."""
         with self._pooled() as db:
             for sql in PRUNE:
-                db.execute(sql, (cutoff,))
+                db.execute(sql, (cutoff,) if "%s" in sql else ())
 
     def states(self) -> dict[tuple[str, str], str]:
         """Return (event id, sink) -> state of every delivery row (for tests and support)."""

@@ -1,7 +1,7 @@
 """Sandboxed webhook bodies: JSON text with ${name} placeholders, nothing that can run code.
 
-A placeholder is an event field (`id`, `kind`, `key`, `title`, `severity`, `status`, `job_type`)
-or a top-level key of the event's JSON body (`${client}`, `${bytes}`, `${log}`...). Each value is
+A placeholder is an event field (`id`, `kind`, `key`, `title`, `severity`, `status`, `job_type`,
+`resolves`) or a top-level key of the event's JSON body (`${client}`, `${log}`...). Each value is
 inserted JSON-encoded (strings quoted and escaped, lists as arrays), so the template decides the
 shape and the values can never break out of it; an unknown name becomes null.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 from exporter.tickets.events.models import Event
 
-FIELDS = ("id", "kind", "key", "title", "severity", "status", "job_type")
+FIELDS = ("id", "kind", "key", "title", "severity", "status", "job_type", "resolves")
 
 
 class _Values(dict[str, str]):

@@ -114,6 +114,7 @@ class BridgeSetup:
             "    type: webhook\n"
             f'    url: "{self.url}"\n'
             "    events: [job_result]\n"
+            "    resolutions: false\n"  # these tests count one post per job
             "    timeout: 5s\n"
             "    retry: {initial: 0.2s, max: 1s}\n"
         )

@@ -189,8 +189,9 @@ def test_redmine_down_while_50_events_queue(redmine: Redmine, tmp_path: Path) ->
     redmine.stop()
     try:
         outbox.start()
-        jobs = [finished(i, StatusClass.ERROR if i % 5 == 0 else StatusClass.OK,
-                         catalog="down") for i in range(1, 51)]
+        # The failures are another client's: no later success resolves them.
+        jobs = [finished(i, StatusClass.ERROR, catalog="down", client="bad-fd") if i % 5 == 0
+                else finished(i, catalog="down") for i in range(1, 51)]
         assert outbox.add([job_result_event(j) for j in jobs], ("down", 50)) == 50
         wait_for(lambda: any(outbox.store.states()) and _retried(outbox) > 0)
         assert pending(outbox) == 50
@@ -227,8 +228,9 @@ def test_sigkill_mid_delivery_then_restart(redmine: Redmine, tmp_path: Path, how
     sink_json.write_text(json.dumps(cfg.model_dump(mode="json")))
     outbox_file = tmp_path / "outbox.sqlite3"
     queued = Outbox(SqliteStore(outbox_file), [Route(redmine_sink(cfg))])
-    jobs = [finished(i, StatusClass.ERROR if i % 3 == 0 else StatusClass.OK, catalog=prefix)
-            for i in range(1, 51)]
+    # The failures are another client's: no later success resolves them (test_redmine_lifecycle).
+    jobs = [finished(i, StatusClass.ERROR, catalog=prefix, client="bad-fd") if i % 3 == 0
+            else finished(i, catalog=prefix) for i in range(1, 51)]
     queued.add([job_result_event(j) for j in jobs], (prefix, 50))
     command = [sys.executable, "-m", "tests.redmine.deliver", str(sink_json), str(outbox_file)]
     env = {**os.environ, "KILL_AFTER_CREATES": "17" if how == "after a create" else "0"}

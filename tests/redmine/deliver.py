@@ -4,6 +4,7 @@
 
 With KILL_AFTER_CREATES=N in the environment the process SIGKILLs itself right after Redmine
 accepted its N-th new issue, before the outbox could record the delivery: the worst moment.
+KILL_AFTER_UPDATES=N does the same after the N-th change of an existing issue (a note, a close).
 """
 
 import json
@@ -11,15 +12,31 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from exporter.tickets.config import RedmineSinkConfig, RetryConfig
 from exporter.tickets.outbox import Outbox, Route
 from exporter.tickets.sinks.redmine import redmine_sink
-from exporter.tickets.sinks.tickets import Ticket
 from exporter.tickets.store import SqliteStore
 
 TIMEOUT = 300.0
+
+
+def die_after(backend: object, method: str, count: int) -> None:
+    """Make the backend's method SIGKILL the process once its count-th call has returned."""
+    original: Callable[..., Any] = getattr(backend, method)
+    calls: list[None] = []
+
+    def call_then_die(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
+        calls.append(None)
+        if len(calls) == count:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return result
+
+    setattr(backend, method, call_then_die)
 
 
 def main(sink_json: str, outbox_file: str) -> int:
@@ -27,19 +44,10 @@ def main(sink_json: str, outbox_file: str) -> int:
     cfg = RedmineSinkConfig.model_validate(json.loads(Path(sink_json).read_text()))
     retry = RetryConfig(initial=0.1, max=0.5, max_attempts=1000)
     sink = redmine_sink(cfg)
-    kill_after = int(os.environ.get("KILL_AFTER_CREATES", "0"))
-    if kill_after:
-        create, created = sink.backend.create, []
-
-        def create_then_die(key: str, subject: str, description: str, severity: str
-                            ) -> Ticket:
-            ticket = create(key, subject, description, severity)
-            created.append(ticket)
-            if len(created) == kill_after:
-                os.kill(os.getpid(), signal.SIGKILL)
-            return ticket
-
-        sink.backend.create = create_then_die  # type: ignore[method-assign]
+    for method in ("create", "update"):
+        kill_after = int(os.environ.get(f"KILL_AFTER_{method.upper()}S", "0"))
+        if kill_after:
+            die_after(sink.backend, method, kill_after)
     outbox = Outbox(SqliteStore(Path(outbox_file)), [Route(sink, retry=retry)])
     outbox.start()
     print("started", flush=True)

@@ -8,19 +8,23 @@ from exporter.catalog.model import FinishedJob, JobRecord
 T0 = 1_795_000_000.0  # 2026-11-18, a fixed clock for the tests
 
 
+LEVELS = {"full": "F", "differential": "D", "incremental": "I"}
+
+
 def finished(job_id: int, status: StatusClass = StatusClass.OK, catalog: str = "main",
-             client: str = "fd1", log: tuple[str, ...] = ()) -> FinishedJob:
+             client: str = "fd1", log: tuple[str, ...] = (), level: str = "incremental"
+             ) -> FinishedJob:
     """Return a finished backup job."""
     code = {StatusClass.OK: "T", StatusClass.WARNING: "W", StatusClass.ERROR: "f",
             StatusClass.CANCELED: "A"}.get(status, "T")
     rec = JobRecord(
         job_id=job_id, job=f"Backup{client}.2026-11-18_01.00.00_{job_id:02d}",
-        name=f"Backup{client}", type="B", level="I", client_id=1, status=code, files=10,
+        name=f"Backup{client}", type="B", level=LEVELS[level], client_id=1, status=code, files=10,
         bytes=1234, start_time=T0, end_time=T0 + 60, job_tdate=int(T0 + 60),
     )
     text = {"T": "Backup OK", "W": "Backup OK -- with warnings", "f": "Fatal error",
             "A": "Canceled"}[code]
-    return FinishedJob(catalog=catalog, record=rec, client=client, level="incremental",
+    return FinishedJob(catalog=catalog, record=rec, client=client, level=level,
                        status=status, status_text=text, log=log)
 
 

@@ -41,6 +41,9 @@ class Sink(Protocol):
 
 def accepts(cfg: SinkBase, event: Event) -> bool:
     """Tell whether a sink's filter takes an event."""
+    if event.kind == "resolution":
+        # Only sinks that took the failure are asked (tickets/resolution.py): not its status.
+        return "job_result" in cfg.events and cfg.resolutions
     if event.kind not in cfg.events:
         return False
     if event.kind == "job_result":

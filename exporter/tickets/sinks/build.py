@@ -2,6 +2,7 @@
 
 from exporter.tickets.config import (
     AppriseSinkConfig,
+    EmailSinkConfig,
     RedmineSinkConfig,
     SinkConfig,
     WebhookSinkConfig,
@@ -19,6 +20,10 @@ def build_sink(cfg: SinkConfig) -> Sink:
         from exporter.tickets.sinks.webhook import WebhookSink
 
         return WebhookSink(cfg)
+    if isinstance(cfg, EmailSinkConfig):
+        from exporter.tickets.sinks.mail import EmailSink
+
+        return EmailSink(cfg)
     assert isinstance(cfg, AppriseSinkConfig)
     from exporter.tickets.sinks.apprise_sink import AppriseSink
 

@@ -86,10 +86,13 @@ class RedmineTickets:
             self._call("PUT", f"/issues/{ticket.id}.json", json={"issue": change})
 
     def noted(self, ticket: Ticket, marker: str) -> bool:
-        """Tell whether a journal note of the issue contains the marker."""
+        """Tell whether the description or a journal note of the issue contains the marker."""
         issue = self._call("GET", f"/issues/{ticket.id}.json",
                            params={"include": "journals"}).json()["issue"]
-        return any(marker in (j.get("notes") or "") for j in issue.get("journals", []))
+        texts = [issue.get("description") or ""]
+        texts += [j.get("notes") or "" for j in issue.get("journals", [])]
+        # A whole line: "event: main:15" must not match "event: main:150".
+        return any(marker in text.splitlines() for text in texts)
 
     def close(self) -> None:
         """Close the HTTP client."""
@@ -99,6 +102,7 @@ class RedmineTickets:
 def redmine_sink(cfg: RedmineSinkConfig,
                  transport: httpx.BaseTransport | None = None) -> TicketSink:
     """Build the Redmine sink of a config entry (the transport is for tests)."""
-    rules = TicketRules(cfg.job_results, cfg.close_on_resolve, cfg.reopen_window, cfg.restore_ack)
+    rules = TicketRules(cfg.job_results, cfg.log_issue, cfg.close_on_resolve, cfg.reopen_window,
+                        cfg.restore_ack)
     return TicketSink(cfg.name, RedmineTickets(cfg, transport), rules)
 

@@ -37,7 +37,7 @@ class TicketBackend(Protocol):
         """Add a note; close (True), reopen (False) or leave the status (None)."""
 
     def noted(self, ticket: Ticket, marker: str) -> bool:
-        """Tell whether a note of the ticket contains the marker."""
+        """Tell whether the ticket's description or one of its notes has the marker as a line."""
 
     def close(self) -> None:
         """Release connections."""
@@ -47,7 +47,8 @@ class TicketBackend(Protocol):
 class TicketRules:
     """The choices of a ticket sink."""
 
-    job_results: str = "all"  # or "not_ok"
+    job_results: str = "all"  # or "not_ok", or "log": a note per result on a ticket per client
+    log_issue: str = "client"  # or "client_month": with "log", a ticket per client per month
     close_on_resolve: bool = True
     reopen_window: float = 86400.0
     restore_ack: bool = False  # restores are always filed and never closed by the bridge
@@ -66,7 +67,7 @@ def _marker(event: Event) -> str:
 def describe(event: Event, ack: bool = False) -> str:
     """Return a plain-text description of an event for a ticket; `ack` asks for a human close."""
     body = event.body
-    if event.kind == "job_result":
+    if event.kind != "alert":
         fields = ("catalog", "client", "job", "job_name", "job_id", "type", "level",
                   "status", "status_code", "status_text", "start", "end", "duration_seconds",
                   "bytes", "files", "errors")
@@ -97,6 +98,18 @@ def describe(event: Event, ack: bool = False) -> str:
     return cut("\n".join(lines), DESCRIPTION_MAX)
 
 
+def log_ticket(event: Event, per: str) -> tuple[str, str, str]:
+    """Return the key, subject and description of the log ticket a job result goes to."""
+    catalog, client = event.body.get("catalog", ""), event.body.get("client") or "(no client)"
+    key, where = f"log:{catalog}:{client}", f"[{catalog}] {client}"
+    if per == "client_month":
+        month = str(event.body.get("end") or event.body.get("start") or "")[:7]  # UTC
+        key, where = f"{key}:{month}", f"{where} {month}"
+    intro = (f"Every job result of {where}, one note each, as bacula-exporter delivers them. "
+             "Failures also get an issue of their own.\n\n" f"key: {key}")
+    return key, f"Job log: {where}", intro
+
+
 class TicketSink:
     """A sink that turns events into tickets by the rules, on any TicketBackend."""
 
@@ -109,8 +122,15 @@ class TicketSink:
 
     def deliver(self, event: Event) -> None:
         """Apply the event; each step looks at the ticket first, so a redelivery is a no-op."""
-        if event.kind == "job_result":
-            self._job_result(event)
+        if event.kind == "resolution":
+            self._resolution(event)
+        elif event.kind == "job_result":
+            if event.key != event.id:
+                self._failed_again(event)
+            else:
+                self._job_result(event)
+            if self.rules.job_results == "log":
+                self._log(event)
         elif event.status == "firing":
             self._firing(event)
         else:
@@ -129,11 +149,47 @@ class TicketSink:
         a person closes it, which is the acknowledgement.
         """
         ack = self.rules.restore_ack and event.job_type == RESTORE
-        if self.rules.job_results == "not_ok" and event.status == "ok" and not ack:
+        if self.rules.job_results in ("not_ok", "log") and event.status == "ok" and not ack:
             return
         ticket = self.backend.find(event.key) or self._create(event, ack)
         if event.status == "ok" and ticket.open and not ack:
             self.backend.update(ticket, "", close=True)
+
+    def _log(self, event: Event) -> None:
+        """Append a job result to its client's log ticket as a note, once."""
+        key, subject, intro = log_ticket(event, self.rules.log_issue)
+        ticket = self.backend.find(key)
+        if ticket is None:
+            ticket = self.backend.create(key, cut(subject, SUBJECT_MAX), intro, "info")
+        elif self.backend.noted(ticket, _marker(event)):
+            return  # a redelivery: the note is there
+        self.backend.update(ticket, f"{event.title}\n\n{describe(event)}", close=None)
+
+    def _failed_again(self, event: Event) -> None:
+        """A job failing again after its last failure was resolved: that ticket's key.
+
+        Reopened within reopen_window, else a new ticket; the marker tells a redelivery.
+        """
+        ticket = self.backend.find(event.key)
+        if ticket is None:
+            self._create(event)
+        elif self.backend.noted(ticket, _marker(event)):
+            return
+        elif ticket.open or (ticket.closed_at is not None and (
+                self.clock() - ticket.closed_at <= self.rules.reopen_window)):
+            self.backend.update(ticket, "Failed again.\n\n" + describe(event),
+                                close=None if ticket.open else False)
+        else:
+            self._create(event)
+
+    def _resolution(self, event: Event) -> None:
+        """A later success made a failure good: note it once on the failure's ticket, close it."""
+        ticket = self.backend.find(event.key)
+        if ticket is None or self.backend.noted(ticket, _marker(event)):
+            return
+        # Note and close are one update: a crash leaves both done or neither.
+        close = True if self.rules.close_on_resolve and ticket.open else None
+        self.backend.update(ticket, f"{event.title}\n\n{describe(event)}", close=close)
 
     def _firing(self, event: Event) -> None:
         """New group: file; open ticket: nothing; closed lately: reopen; closed long ago: file."""
