@@ -15,8 +15,8 @@ header{padding:12px 16px;background:#1d2430;color:#fff}
 header h1{font-size:18px;margin:0}
 header p{margin:4px 0 0;color:#c9d1dc}
 main{padding:12px 16px}
-.summary span{display:inline-block;margin:0 8px 8px 0;padding:4px 10px;border-radius:12px;
-background:#e4e8ee}
+/* Each pill takes its state's colours (the never pill is white on dark red). */
+.summary span{display:inline-block;margin:0 8px 8px 0;padding:4px 10px;border-radius:12px}
 .controls{display:flex;flex-wrap:wrap;gap:8px;margin:8px 0}
 .controls input,.controls select{font:inherit;padding:6px;border:1px solid #b9c2cf;
 border-radius:4px}
