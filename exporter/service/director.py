@@ -55,6 +55,7 @@ class DirectorPoller:
         self.shown: dict[str, str] = {}  # job -> client, from `show job=X` (never-run jobs)
         # Storage resource -> its daemon's name, asked once: each question is a connection.
         self.daemons: dict[str, str] = {}
+        self._stuck: set[str] = set()  # Storage resources whose last run found no answer
         self.cpu_seconds = 0.0  # bconsole's CPU time in the last poll
         self.rendered: Lines = render(self.view)
         self.attempted = threading.Event()
@@ -124,10 +125,18 @@ class DirectorPoller:
         storage_up: dict[str, bool] = {}
         devices: list[Device] = []
         taken: set[tuple[str, str]] = set()  # (Storage daemon, device): report each once
-        for storage in self.cfg.storages or parsed.storages:
+        # The ones that timed out last time go last; after one times out (a dead daemon, or the
+        # Director gone mid-poll) the rest wait for the next poll: one timeout per poll at most.
+        storages = self.cfg.storages or parsed.storages
+        timed_out = False
+        for storage in sorted(storages, key=lambda name: name in self._stuck):
+            if timed_out:
+                storage_up[storage] = False
+                continue
             up, found, sd, cpu_used = self._poll_storage(storage, parsed.unparsed)
             cpu += cpu_used
             storage_up[storage] = up
+            timed_out = storage in self._stuck
             for dev in found:
                 if (sd, dev.name) not in taken:
                     taken.add((sd, dev.name))
@@ -161,8 +170,11 @@ class DirectorPoller:
         try:
             answer = self.console.run(commands)
         except ConsoleError as exc:
-            log.warning("director %s: storage %s: %s", self.cfg.name, storage, exc)
+            if storage not in self._stuck:
+                log.warning("director %s: storage %s: %s", self.cfg.name, storage, exc)
+            self._stuck.add(storage)
             return False, [], "", 0.0
+        self._stuck.discard(storage)
         sections = split(answer.text, [*commands, "quit"])
         devices = read_devices(storage, sections.get(commands[2], []),
                                sections.get(commands[0], []), unparsed)

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from tests.certs import Pair, authority, issue
 from tests.e2e.bacula import SBIN, BaculaLab, Release, _terminate
 
 # Ports apart from the scenario's labs: 9.6 and 15 side by side.
@@ -24,6 +25,8 @@ class DirectorLab(BaculaLab):
                          release=release)
         self.slot_after = slot_after  # at least this many seconds from set-up to the slot
         self.slot = 0.0  # Unix time of Sched's slot, set by setup()
+        self.ca: Pair | None = None  # the CA of the Director's TLS certificate, set by setup()
+        self.console_cert: Pair | None = None  # a client certificate from the same CA
 
     @property
     def console_password(self) -> str:
@@ -60,9 +63,24 @@ class DirectorLab(BaculaLab):
         # (`j`, max_jobs) rather than on the Client's default of one (`c`).
         director = self.etc / "bacula-dir.conf"
         text = director.read_text()
-        assert text.count("  Name = good-fd\n") == 1
-        director.write_text(text.replace(
-            "  Name = good-fd\n", "  Name = good-fd\n  Maximum Concurrent Jobs = 10\n"))
+        assert text.count("  Name = good-fd\n") == 1 and text.count("  DirAddress = ") == 1
+        text = text.replace(
+            "  Name = good-fd\n", "  Name = good-fd\n  Maximum Concurrent Jobs = 10\n")
+        # Certificate TLS offered to consoles, not required: the lab's own bconsole and the
+        # exporter's plain polls still log in; a console that asks for TLS gets it.
+        tls = self.root / "tls"
+        self.ca = authority(tls, "lab-ca")
+        server = issue(self.ca, tls, "127.0.0.1", server=True)
+        self.console_cert = issue(self.ca, tls, "console")
+        text = text.replace("  DirAddress = 127.0.0.1\n", f"""  DirAddress = 127.0.0.1
+  TLS Enable = yes
+  TLS Require = no
+  TLS Verify Peer = no
+  TLS Certificate = "{server.cert}"
+  TLS Key = "{server.key}"
+  TLS CA Certificate File = "{self.ca.cert}"
+""")
+        director.write_text(text)
         with director.open("a") as conf:
             conf.write(f"""
 {self._storage("NoLabel", "NoLabelDev", "NoLabel")}

@@ -27,9 +27,10 @@ from typing import Any
 import httpx
 import pytest
 
-from exporter.director.config import DirectorConfig
+from exporter.director.config import ConsoleTLS, DirectorConfig
 from exporter.director.store import MemorySlotStore
 from exporter.service.director import DirectorPoller
+from tests.certs import authority
 from tests.chain.harness import (
     Alertmanager,
     Prometheus,
@@ -151,13 +152,13 @@ def _director(lab: DirectorLab) -> str:
     return f"dir-{lab.release.name}"
 
 
-def _poller(lab: DirectorLab, port: int, password: str, name: str, timeout: float = TIMEOUT
-            ) -> DirectorPoller:
+def _poller(lab: DirectorLab, port: int, password: str, name: str, timeout: float = TIMEOUT,
+            tls: ConsoleTLS | None = None) -> DirectorPoller:
     """Return an in-process poller for the lab's Director at `port` with this password."""
     secret = lab.root / f"{name}.pw"
     secret.write_text(password)
     cfg = DirectorConfig(name=name, catalog="lab", address="127.0.0.1", port=port,
-                         password_file=secret, timeout=timeout, bconsole=lab.bconsole())
+                         password_file=secret, timeout=timeout, bconsole=lab.bconsole(), tls=tls)
     folder = lab.root / "run"
     folder.mkdir(exist_ok=True)
     return DirectorPoller(cfg, folder, MemorySlotStore())
@@ -274,6 +275,18 @@ def _in_process_failures(facts: Facts) -> None:
         bad.poll()
         facts.notes["wrong_password"] = (bad.view.up, bad.view.error, bad.rendered,
                                          list(records), wrong)
+        # Certificate TLS: with the Director's CA it logs in; with another CA it must not.
+        assert lab.ca is not None and lab.console_cert is not None
+        good = ConsoleTLS(ca_file=lab.ca.cert, cert_file=lab.console_cert.cert,
+                          key_file=lab.console_cert.key)
+        tls = _poller(lab, lab.ports.dir, lab.console_password, "tls", timeout=10, tls=good)
+        tls.poll()
+        other = authority(lab.root / "other-ca", "other-ca")
+        wrong_ca = _poller(lab, lab.ports.dir, lab.console_password, "tls-wrong-ca", timeout=10,
+                           tls=ConsoleTLS(ca_file=other.cert))
+        wrong_ca.poll()
+        facts.notes["tls"] = ((tls.view.up, tls.view.error, tls.view.version),
+                              (wrong_ca.view.up, wrong_ca.view.error))
         dropper = Dropper(lab.ports.dir)
         try:
             cut = _poller(lab, dropper.port, lab.console_password, "cut-short")
@@ -440,3 +453,12 @@ def test_every_director_panel_returns_data(director_runs: dict[str, Facts],
     panels = _facts(director_runs, release).notes["panels"]
     assert len(panels) >= 8
     assert [query for query, found in panels.items() if not found] == []
+
+
+@pytest.mark.parametrize("release", RELEASES, ids=RELEASE_IDS)
+def test_certificate_tls_towards_the_director(director_runs: dict[str, Facts],
+                                              release: Release) -> None:
+    """`tls:` with the Director's CA logs in over TLS; with a stranger's CA the login fails."""
+    (up, error, version), (wrong_up, wrong_error) = _facts(director_runs, release).notes["tls"]
+    assert up and not error and version.startswith(release.name.split(".")[0])
+    assert not wrong_up and wrong_error
