@@ -39,6 +39,7 @@ from tests.chain.harness import (
     rule_files,
     running,
     shorten_for,
+    wait_until,
 )
 from tests.dashboard_queries import is_live, panel_queries
 from tests.e2e.bacula import RELEASES, Release, chroot_mounts, missing
@@ -67,15 +68,8 @@ class Facts:
 
 
 def _until(check: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
-    """Return check()'s first truthy result; fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
+    """Return check()'s first truthy result; fail after `timeout` (WAIT by default)."""
+    return wait_until(check, timeout, what)
 
 
 class Dropper:

@@ -9,7 +9,6 @@ sink's N-th delivery returned (the MTA took the message), before the outbox coul
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 from pydantic import TypeAdapter
@@ -19,6 +18,7 @@ from exporter.tickets.events.models import Event
 from exporter.tickets.outbox import Outbox, Route
 from exporter.tickets.sinks.build import build_sink
 from exporter.tickets.store import SqliteStore
+from tests.drain import deliver_all
 
 TIMEOUT = 300.0
 
@@ -40,16 +40,7 @@ def main(sink_json: str, outbox_file: str) -> int:
         sink.deliver = deliver_then_die  # type: ignore[method-assign]
     retry = RetryConfig(initial=0.1, max=0.5, max_attempts=1000)
     outbox = Outbox(SqliteStore(Path(outbox_file)), [Route(sink, retry=retry)])
-    outbox.start()
-    deadline = time.monotonic() + TIMEOUT
-    try:
-        while time.monotonic() < deadline:
-            if all(state != "pending" for state in outbox.store.states().values()):
-                return 0
-            time.sleep(0.05)
-        return 1
-    finally:
-        outbox.stop()
+    return deliver_all(outbox, TIMEOUT)
 
 
 if __name__ == "__main__":

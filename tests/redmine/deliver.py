@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from exporter.tickets.config import RedmineSinkConfig, RetryConfig
 from exporter.tickets.outbox import Outbox, Route
 from exporter.tickets.sinks.redmine import redmine_sink
 from exporter.tickets.store import SqliteStore
+from tests.drain import deliver_all
 
 TIMEOUT = 300.0
 
@@ -49,17 +49,7 @@ def main(sink_json: str, outbox_file: str) -> int:
         if kill_after:
             die_after(sink.backend, method, kill_after)
     outbox = Outbox(SqliteStore(Path(outbox_file)), [Route(sink, retry=retry)])
-    outbox.start()
-    print("started", flush=True)
-    deadline = time.monotonic() + TIMEOUT
-    try:
-        while time.monotonic() < deadline:
-            if all(state != "pending" for state in outbox.store.states().values()):
-                return 0
-            time.sleep(0.05)
-        return 1
-    finally:
-        outbox.stop()
+    return deliver_all(outbox, TIMEOUT, announce=True)
 
 
 if __name__ == "__main__":
