@@ -11,26 +11,16 @@ import pytest
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from exporter.catalog.codes import StatusClass
-from exporter.core.settings import StateDatabaseConfig
 from exporter.tickets.config import RetryConfig
 from exporter.tickets.events import AlertmanagerPayload, Event, alert_event, job_result_event
 from exporter.tickets.outbox import Outbox, Route, backoff, outbox_metrics
 from exporter.tickets.sinks.base import DeliveryError, PermanentError, RetryableError
 from exporter.tickets.store import PostgresStore, SqliteStore, Store
 from tests.fake_sink import FakeSink
+from tests.integration.conftest import OpenStore
 from tests.redmine.samples import alert, finished
 
 FAST = RetryConfig(initial=0.001, max=0.002, max_attempts=3)
-OpenStore = Callable[[], Store]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> OpenStore:
-    """Open a store (anew on each call, as after a restart) on one SQLite file or PG database."""
-    if request.param == "sqlite":
-        return lambda: SqliteStore(tmp_path / "o.db")
-    cfg = StateDatabaseConfig(url=request.getfixturevalue("state_database"))
-    return lambda: PostgresStore(cfg)
 
 
 def run_sql(store: Store, sql: str) -> None:

@@ -20,24 +20,15 @@ from exporter.tickets.outbox import Outbox, Route
 from exporter.tickets.resolution import covers
 from exporter.tickets.sinks.base import accepts
 from exporter.tickets.sinks.tickets import TicketRules, TicketSink
-from exporter.tickets.store import PostgresStore, SqliteStore, Store
+from exporter.tickets.store import PostgresStore, SqliteStore
 from exporter.tickets.template import render
 from tests.fake_sink import FakeSink, FakeTickets
+from tests.integration.conftest import OpenStore
 from tests.integration.test_sinks import apprise_sink, receiver  # noqa: F401 - a fixture
 from tests.redmine.samples import finished, restore
 
 ERROR, CANCELED, OK, WARNING = (StatusClass.ERROR, StatusClass.CANCELED, StatusClass.OK,
                                 StatusClass.WARNING)
-OpenStore = Callable[[], Store]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> OpenStore:
-    """Open a store (anew on each call, as after a restart) on one SQLite file or PG database."""
-    if request.param == "sqlite":
-        return lambda: SqliteStore(tmp_path / "o.db")
-    cfg = StateDatabaseConfig(url=request.getfixturevalue("state_database"))
-    return lambda: PostgresStore(cfg)
 
 
 def drain(outbox: Outbox) -> None:
