@@ -25,6 +25,7 @@ def test_examples_load(path: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     """Every shipped example is a valid configuration (secret sources provided)."""
     monkeypatch.setenv("BACULA_CATALOG_PASSWORD", "x")
     monkeypatch.setenv("BACULA_STATE_PASSWORD", "x")
+    monkeypatch.setenv("BACULA_CONSOLE_PASSWORD", "x")
     config = load_config(path)
     assert config.catalogs
 
