@@ -71,6 +71,7 @@ def test_director_poll_bench_smoke() -> None:
     assert [(r["release"], r["storages"] == 1) for r in results] == [
         ("9.6", False), ("9.6", True), ("15", False), ("15", True)]
     for result in results:
-        assert result["jobs_listed"] == 3 and result["devices"] >= 3
+        # The two WaitMedia runs wait (BackupGood may have finished already).
+        assert result["jobs_listed"] >= 2 and result["devices"] >= 3
         wall = result["wall_ms"]
         assert isinstance(wall, dict) and wall["p90"] >= wall["median"] > 0
