@@ -3,8 +3,8 @@
 Starts each release's lab from tests/e2e (the 15.0.3 one in its chroot), queues a job that waits
 for media, a second run of it and another job, then runs --polls polls of the real
 DirectorPoller and reports wall time and CPU per poll: the exporter's own (process time) and
-bconsole's (its children's user + system time). Once with every Storage resource asked (the default), once with `storages:` set to
-one. Prints one JSON line per release and setting.
+bconsole's (its children's user + system time). Once with every Storage resource asked (the
+default), once with `storages:` set to one. Prints one JSON line per release and setting.
 
     .venv/bin/python -m bench.director_poll [--polls 20] [--release 9.6 --release 15]
 """
