@@ -16,7 +16,9 @@ from exporter.catalog.model import CatalogModel, FinishedJob
 from exporter.catalog.reader import SETTLE, Reader
 from exporter.catalog.rows import CatalogInfo, detect
 from exporter.core.db import scrub
-from exporter.exposition.metrics import Health, Lines, Quiet, render_sla, render_state
+from exporter.exposition.block import Compressed
+from exporter.exposition.incremental import compress
+from exporter.exposition.metrics import Health, Quiet, render_sla, state_rendering
 from exporter.exposition.sla import SlaConfig, restore_window
 
 log = logging.getLogger(__name__)
@@ -68,8 +70,12 @@ class CatalogPoller:
         self.up = False
         self.error = ""
         self.last_success: float | None = None  # Unix time of the last good poll
-        self.rendered: Lines = {}
+        self.rendered: Compressed = {}  # replaced, never changed: the exposition compares it
         self.quiet: Quiet = []
+        self._rendering = state_rendering(self.cfg.name)
+        self._state: Compressed = {}
+        self._limits: Compressed = {}
+        self._limits_of: tuple[object, ...] = (None,)  # model, keys: what the limits cover
         self._rendered_generation = -1
         self._last_attempt = float("-inf")
         self._backoff = 0.0
@@ -127,14 +133,24 @@ class CatalogPoller:
             self.last_duration = time.monotonic() - started
             if self.model.generation != self._rendered_generation:
                 # Render here, under the poll lock, so a scrape never sees a half-updated model.
-                rendered = render_state(self.cfg.name, self.model)
-                if self.sla is not None:
-                    limits, self.quiet = render_sla(self.cfg.name, self.model, self.sla)
-                    rendered.update(limits)
-                self.rendered = rendered
-                self._rendered_generation = self.model.generation
+                self._render()
             self._completed += 1
             self.attempted.set()
+
+    def _render(self) -> None:
+        """Render what changed since the last render: changed keys; SLA limits when keys came."""
+        state, limits = self._rendering.update(self.model), self._limits
+        if self.sla is not None:
+            # The limits depend only on which keys exist (and series keys are never dropped).
+            running = frozenset(k for k in self.model.running() if k not in self.model.series)
+            of = (self.model, len(self.model.series), running)
+            if of[0] is not self._limits_of[0] or of[1:] != self._limits_of[1:]:
+                lines, self.quiet = render_sla(self.cfg.name, self.model, self.sla)
+                limits, self._limits_of = compress(lines), of
+        if state is not self._state or limits is not self._limits:
+            self.rendered = {**state, **limits}
+            self._state, self._limits = state, limits
+        self._rendered_generation = self.model.generation
 
     def _hand_over(self) -> None:
         """Give finished jobs and the checkpoint to the listener; keep them if it fails."""

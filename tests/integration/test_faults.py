@@ -23,7 +23,7 @@ import pymysql
 import pytest
 
 from exporter.catalog.model import FinishedJob
-from exporter.exposition.metrics import Exposition
+from exporter.exposition.block import Exposition
 from exporter.service.poller import CatalogPoller
 from tests import scenario
 from tests.conftest import MY, PG, Catalog
