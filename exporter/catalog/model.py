@@ -353,11 +353,12 @@ class CatalogModel:
         if is_success(cls, self.warning_is_success):
             check.last_success = max(check.last_success or 0.0, run.time)
 
-    def set_reasons(self, logs: dict[int, list[str]]) -> None:
-        """Attach Log lines to the last failures they belong to."""
+    def set_reasons(self, logs: dict[int, list[str]], keys: Iterable[Key] | None = None) -> None:
+        """Attach Log lines to the last failures they belong to (among keys, if given)."""
         if not logs:
             return  # the common poll: nothing to look for among all the series
-        for series in self.series.values():
+        found = self.series if keys is None else {k: s for k in keys if (s := self.series.get(k))}
+        for series in found.values():
             failure = series.last_failure
             if failure is not None and failure.job_id in logs:
                 reason = pick_reason(logs[failure.job_id])

@@ -57,7 +57,7 @@ def build_block(states: Sequence[Compressed]) -> Block:
         if found:
             pieces += [header(family), *found]
     head = Piece.join(pieces)
-    return Block(tuple(states), GZIP_HEADER + head.data, head.crc, head.size)
+    return Block(tuple(states), b"".join([GZIP_HEADER, *head.parts]), head.crc, head.size)
 
 
 PLAIN_CHUNK = 1 << 20  # bytes per piece of a plain answer

@@ -16,7 +16,8 @@ from exporter.exposition.pieces import Piece
 Lines = dict[str, list[str]]
 # Renders some items (key, value), in key order, into their lines by family.
 RenderItems = Callable[[str, list[tuple[Any, Any]]], Lines]
-GROUP = 64  # keys per group: fewer re-render less per change, more leave more pieces to join
+GROUP = 32  # keys per group: fewer re-render less per change, more leave more pieces to join
+PAGE = 16  # groups whose joined CRC is kept, so a change combines few CRCs
 _MISSING = object()
 
 
@@ -119,6 +120,7 @@ class Rendering:
         self.sections = {kind.name: Section(kind.render) for kind in kinds}
         self.seen: dict[str, tuple[object, Mapping[Any, Any]]] = {}  # untracked: last items
         self.model: CatalogModel | None = None
+        self.pages: dict[str, dict[tuple[Piece, ...], Piece]] = {}  # family: pieces -> joined
         # Replaced, never changed in place, so that readers may hold it and compare identity.
         self.pieces: dict[str, Piece] = {}
 
@@ -151,8 +153,20 @@ class Rendering:
                 for family in families:
                     found = self.sections[name].pieces(family)
                     if found:
-                        pieces[family] = Piece.join(found)
+                        pieces[family] = self._join(family, found)
                     else:
                         pieces.pop(family, None)
             self.pieces = pieces
         return self.pieces
+
+    def _join(self, family: str, found: list[Piece]) -> Piece:
+        """Join a family's pieces page by page, reusing the pages whose pieces are all unchanged."""
+        known = self.pages.get(family, {})
+        kept: dict[tuple[Piece, ...], Piece] = {}
+        pages = []
+        for start in range(0, len(found), PAGE):
+            page = tuple(found[start : start + PAGE])
+            pages.append(known.get(page) or Piece.join(page))
+            kept[page] = pages[-1]
+        self.pages[family] = kept
+        return Piece.join(pages)

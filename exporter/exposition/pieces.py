@@ -54,11 +54,11 @@ def crc32_combine(crc1: int, crc2: int, length2: int) -> int:
     return _times(_shift(length2), crc1) ^ crc2 if length2 else crc1
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # compared and hashed by identity: fast, and enough
 class Piece:
-    """Raw deflate of some text, ended by a sync flush: pieces concatenate into one stream."""
+    """Raw deflate of some text, in parts ended by a sync flush: they concatenate into a stream."""
 
-    data: bytes
+    parts: tuple[bytes, ...]  # copied together only once, into the whole body
     crc: int  # CRC-32 of the text
     size: int  # length of the text
 
@@ -67,17 +67,18 @@ class Piece:
         """Compress text on its own, so it never refers back to what precedes it."""
         deflate = zlib.compressobj(LEVEL, zlib.DEFLATED, -15)
         data = deflate.compress(text) + deflate.flush(zlib.Z_SYNC_FLUSH)
-        return cls(data, zlib.crc32(text), len(text))
+        return cls((data,), zlib.crc32(text), len(text))
 
     @classmethod
     def join(cls, pieces: Iterable["Piece"]) -> "Piece":
-        """Concatenate pieces: the data is copied, the CRC combined, nothing is compressed."""
-        parts, crc, size = [], 0, 0
+        """Put pieces in a row: their CRCs are combined, nothing is compressed or copied."""
+        parts: list[bytes] = []
+        crc, size = 0, 0
         for piece in pieces:
-            parts.append(piece.data)
+            parts += piece.parts
             crc = crc32_combine(crc, piece.crc, piece.size)
             size += piece.size
-        return cls(b"".join(parts), crc, size)
+        return cls(tuple(parts), crc, size)
 
 
 def gzip_end(crc: int, size: int, tail: bytes) -> bytes:

@@ -213,7 +213,10 @@ class CatalogPoller:
                 self._catch_up(session, self._catch_up_to)
             finished = self.reader.describe(
                 session, self.model, self.cfg.name, self.reader.unreported)
-            self.model.set_reasons({f.record.job_id: list(f.log) for f in finished if f.log})
+            failed = [f for f in finished if f.log]
+            # Only the series of these jobs are searched: a poll costs O(new rows).
+            self.model.set_reasons({f.record.job_id: list(f.log) for f in failed},
+                                   {(f.client, f.record.name, f.level) for f in failed})
             # Kept before the transaction ends: these jobs are in the model and behind the
             # watermark now, so a failure from here on (even the ROLLBACK) must not lose them.
             self.reader.unreported = []

@@ -65,6 +65,7 @@ def test_incremental_equals_full_render(seed: int, monkeypatch: pytest.MonkeyPat
     """After every random change, the incremental pieces give the full render's exact text."""
     rng = random.Random(seed)
     monkeypatch.setattr(incremental, "GROUP", rng.choice([1, 2, 3, 64]))  # splits and merges
+    monkeypatch.setattr(incremental, "PAGE", rng.choice([1, 2, 16]))
     models = [CatalogModel(), CatalogModel()]
     for model in models:
         model.set_clients({i: Client(f"c{i:02d}-fd", "9.6") for i in range(1, 13)})
@@ -109,5 +110,5 @@ def test_pieces_make_one_gzip_member() -> None:
     """Pieces compressed apart, joined, then ended with a tail, are one valid gzip member."""
     texts = [b"", b"a" * 70_000, b"bacula_job_running 1\n" * 99, bytes(range(256))]
     head = Piece.join(Piece.of(text) for text in texts)
-    body = GZIP_HEADER + head.data + gzip_end(head.crc, head.size, b"tail\n")
+    body = b"".join([GZIP_HEADER, *head.parts, gzip_end(head.crc, head.size, b"tail\n")])
     assert gzip.decompress(body) == b"".join(texts) + b"tail\n"
