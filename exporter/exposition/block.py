@@ -22,6 +22,10 @@ from exporter.exposition.sla import QuietHours
 
 # A catalog's state families, each compressed on its own (see pieces.py): replaced on a change.
 Compressed = Mapping[str, Piece]
+# The plain text is kept for scrapers without gzip up to this size (281k series: 33 MB); a
+# larger one is inflated again per such scrape rather than held.
+PLAIN_KEEP = 64 << 20
+PLAIN_CHUNK = 1 << 20  # bytes per piece of a plain answer
 
 
 @cache
@@ -41,12 +45,18 @@ class Block:
     _plain: bytes | None = None  # the text, kept from the first scrape that wanted no gzip
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def plain(self) -> bytes:
-        """Return the uncompressed text, inflated once per change (only if someone asks)."""
+    def plain(self) -> Iterator[bytes]:
+        """Yield the uncompressed text in pieces: inflated once per change, unless it is huge."""
+        compressed = memoryview(self.gzip_head)[len(GZIP_HEADER) :]
+        if self.size > PLAIN_KEEP:
+            yield from inflate(compressed)  # memory stays flat, each such scrape inflates
+            return
         with self._lock:
             if self._plain is None:
-                self._plain = b"".join(inflate(memoryview(self.gzip_head)[len(GZIP_HEADER):]))
-            return self._plain
+                self._plain = b"".join(inflate(compressed))
+        text = self._plain
+        for start in range(0, len(text), PLAIN_CHUNK):
+            yield text[start : start + PLAIN_CHUNK]
 
 
 def build_block(states: Sequence[Compressed]) -> Block:
@@ -58,9 +68,6 @@ def build_block(states: Sequence[Compressed]) -> Block:
             pieces += [header(family), *found]
     head = Piece.join(pieces)
     return Block(tuple(states), b"".join([GZIP_HEADER, *head.parts]), head.crc, head.size)
-
-
-PLAIN_CHUNK = 1 << 20  # bytes per piece of a plain answer
 
 
 class Exposition:
@@ -96,7 +103,5 @@ class Exposition:
             yield block.gzip_head
             yield gzip_end(block.crc, block.size, tail_bytes)
             return
-        text = block.plain()
-        for start in range(0, len(text), PLAIN_CHUNK):
-            yield text[start : start + PLAIN_CHUNK]
+        yield from block.plain()
         yield tail_bytes

@@ -9,6 +9,7 @@ import pytest
 from exporter.catalog.media import Lifecycle
 from exporter.catalog.model import CatalogModel, Client, JobRecord, Pool
 from exporter.catalog.restore_points import Coverage
+from exporter.exposition import block as block_module
 from exporter.exposition import incremental, pieces
 from exporter.exposition.block import build_block
 from exporter.exposition.metrics import STATE_FAMILIES, assemble, render_state, state_rendering
@@ -56,7 +57,7 @@ def unzip(states: list[dict[str, Piece]]) -> str:
     """Return the text of the block of these compressed states, through a gzip stream."""
     block = build_block(states)
     body = block.gzip_head + gzip_end(block.crc, block.size, b"")
-    assert block.plain() == gzip.decompress(body)
+    assert b"".join(block.plain()) == gzip.decompress(body)
     return gzip.decompress(body).decode()
 
 
@@ -112,3 +113,15 @@ def test_pieces_make_one_gzip_member() -> None:
     head = Piece.join(Piece.of(text) for text in texts)
     body = b"".join([GZIP_HEADER, *head.parts, gzip_end(head.crc, head.size, b"tail\n")])
     assert gzip.decompress(body) == b"".join(texts) + b"tail\n"
+
+
+@pytest.mark.parametrize("keep", [0, 1 << 30])
+def test_plain_text_kept_or_inflated_each_time(keep: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A scrape without gzip gets the same text whether the block keeps it or inflates it."""
+    monkeypatch.setattr(block_module, "PLAIN_KEEP", keep)
+    model = CatalogModel()
+    model.set_clients({i: Client(f"c{i:03d}-fd", "9.6") for i in range(300)})
+    block = build_block([state_rendering("main").update(model)])
+    text = assemble(STATE_FAMILIES, [render_state("main", model)]).encode()
+    assert b"".join(block.plain()) == text == b"".join(block.plain())
+    assert (block._plain is None) == (keep == 0)
