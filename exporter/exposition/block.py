@@ -25,7 +25,6 @@ Compressed = Mapping[str, Piece]
 # The plain text is kept for scrapers without gzip up to this size (281k series: 33 MB); a
 # larger one is inflated again per such scrape rather than held.
 PLAIN_KEEP = 64 << 20
-PLAIN_CHUNK = 1 << 20  # bytes per piece of a plain answer
 
 
 @cache
@@ -54,9 +53,7 @@ class Block:
         with self._lock:
             if self._plain is None:
                 self._plain = b"".join(inflate(compressed))
-        text = self._plain
-        for start in range(0, len(text), PLAIN_CHUNK):
-            yield text[start : start + PLAIN_CHUNK]
+        yield self._plain  # whole: the server sends it without copying
 
 
 def build_block(states: Sequence[Compressed]) -> Block:
@@ -76,6 +73,10 @@ class Exposition:
     def __init__(self) -> None:
         self._block = build_block(())
         self._lock = threading.Lock()
+
+    def plain_kept(self) -> bool:
+        """Tell whether the current block keeps its plain text (else it inflates per scrape)."""
+        return self._block.size <= PLAIN_KEEP
 
     def rebuild(self, states: Sequence[Compressed]) -> Block:
         """Return the block for these renderings, building it only when one of them changed."""
