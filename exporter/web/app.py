@@ -37,7 +37,7 @@ def page_headers(nonce: str) -> dict[str, str]:
     }
 
 
-SLICE = 1 << 18  # bytes handed to the socket at a time
+SLICE = 1 << 20  # bytes handed to the socket at a time
 
 
 class Pieces(Response):
