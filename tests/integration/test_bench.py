@@ -76,8 +76,10 @@ def test_ticket_latency_smoke() -> None:
 
 def test_many_catalogs_smoke() -> None:
     (result,) = bench("bench.many_catalogs", "--catalogs", "2", "--jobs", "100000",
-                      "--limit", "2", "--poll-interval", "1")
+                      "--limit", "2", "--polls", "4")
     assert result["catalogs"] == 2 and result["series"] > 0
+    assert isinstance(result["poll_one_catalog"], dict)
+    assert result["poll_one_catalog"]["poll100_median_ms"] > 0
     for case in ("scrape_1", "scrape_10", "scrape_plain"):
         figures = result[case]
         assert isinstance(figures, dict) and figures["scrapes"] > 0
