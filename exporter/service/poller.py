@@ -121,6 +121,7 @@ class CatalogPoller:
         try:
             # Taken before the transaction begins, so a waiting catalog holds no snapshot.
             with COLD_STARTS if self.reader.info is None else nullcontext():
+                started = time.monotonic()  # waiting for a turn is not the poll's duration
                 self._read()
         except DB_ERRORS as exc:
             message = str(exc) if isinstance(exc, CatalogError) else scrub(exc, self.cfg)
