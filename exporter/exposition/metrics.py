@@ -1,4 +1,4 @@
-"""Prometheus exposition of catalog states: pure rendering, cached between state changes."""
+"""Prometheus exposition of catalog states: the families, and a pure renderer per kind of item."""
 
 import math
 from collections import defaultdict
