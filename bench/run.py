@@ -170,7 +170,8 @@ def vm_hwm(pid: int) -> int:
     return 0
 
 
-def load(base: str, scrapers: int, per_scraper: int, limit: float) -> list[float]:
+def load(base: str, scrapers: int, per_scraper: int, limit: float, gzip: bool = True,
+         ) -> list[float]:
     """Scrape /metrics from `scrapers` threads, each up to `per_scraper` times or `limit` s."""
     latencies: list[float] = []
     lock = threading.Lock()
@@ -178,7 +179,8 @@ def load(base: str, scrapers: int, per_scraper: int, limit: float) -> list[float
 
     def worker() -> None:
         """One scraper: a keep-alive client in a loop."""
-        with httpx.Client(base_url=base, timeout=60) as client:
+        offer = {"Accept-Encoding": "gzip" if gzip else "identity"}
+        with httpx.Client(base_url=base, timeout=60, headers=offer) as client:
             for _ in range(per_scraper):
                 if time.monotonic() > deadline:
                     return
@@ -197,20 +199,27 @@ def load(base: str, scrapers: int, per_scraper: int, limit: float) -> list[float
     return latencies
 
 
+def figures(latencies: list[float]) -> dict[str, float]:
+    """p50/p99 (ms) and the count of some request latencies."""
+    return {"p50_ms": ms(pct(latencies, 0.5)), "p99_ms": ms(pct(latencies, 0.99)),
+            "scrapes": len(latencies)}
+
+
 WRK = shutil.which("wrk")
 _UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
 
 
-def wrk(base: str, connections: int, limit: float) -> dict[str, float]:
+def wrk(base: str, connections: int, limit: float, gzip: bool = True) -> dict[str, float]:
     """Load /metrics with wrk for `limit` seconds; return p50/p99 (ms) and the request count.
 
-    Like Prometheus, it offers gzip (the exporter answers uncompressed today).
+    Like Prometheus, it offers gzip unless told not to (curl and some agents do not).
     """
     if WRK is None:
         raise RuntimeError("wrk is not installed")
+    offer = ["-H", "Accept-Encoding: gzip"] if gzip else []
     out = subprocess.run(
         [WRK, f"-t{min(2, connections)}", f"-c{connections}", f"-d{max(1, round(limit))}s",
-         "--latency", "--timeout", "60s", "-H", "Accept-Encoding: gzip", f"{base}/metrics"],
+         "--latency", "--timeout", "60s", *offer, f"{base}/metrics"],
         capture_output=True, text=True, check=True,
     ).stdout
     found: dict[str, float] = {}
@@ -252,12 +261,11 @@ def serve(engine: str, name: str, min_interval: float, scrapers: int, per_scrape
                 single = wrk(base, 1, limit / 2)
                 loaded = wrk(base, scrapers, limit)
             else:
-                one = load(base, 1, per_scraper, limit / 2)
-                many = load(base, scrapers, per_scraper, limit)
-                single = {"p50_ms": ms(pct(one, 0.5)), "p99_ms": ms(pct(one, 0.99)),
-                          "scrapes": len(one)}
-                loaded = {"p50_ms": ms(pct(many, 0.5)), "p99_ms": ms(pct(many, 0.99)),
-                          "scrapes": len(many)}
+                single = figures(load(base, 1, per_scraper, limit / 2))
+                loaded = figures(load(base, scrapers, per_scraper, limit))
+            hwm_gzip = vm_hwm(proc.pid)  # before a plain scraper makes it keep the text
+            plain = (wrk(base, 1, limit / 2, gzip=False) if WRK is not None
+                     else figures(load(base, 1, per_scraper, limit / 2, gzip=False)))
             hwm = vm_hwm(proc.pid)
         finally:
             proc.send_signal(signal.SIGTERM)
@@ -275,7 +283,10 @@ def serve(engine: str, name: str, min_interval: float, scrapers: int, per_scrape
         "tool": "wrk" if WRK else "httpx", "single_p50_ms": single["p50_ms"],
         "single_p99_ms": single["p99_ms"], "single_scrapes": single["scrapes"],
         "scrapes": loaded["scrapes"], "p50_ms": loaded["p50_ms"], "p99_ms": loaded["p99_ms"],
-        "rss_ready_mb": round(hwm_ready / 2**20, 1), "rss_peak_mb": round(hwm / 2**20, 1),
+        "plain_p50_ms": plain["p50_ms"], "plain_p99_ms": plain["p99_ms"],
+        "plain_scrapes": plain["scrapes"],
+        "rss_ready_mb": round(hwm_ready / 2**20, 1), "rss_gzip_mb": round(hwm_gzip / 2**20, 1),
+        "rss_peak_mb": round(hwm / 2**20, 1),
     }
 
 

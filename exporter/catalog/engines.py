@@ -3,17 +3,19 @@
 import os
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 from urllib.parse import quote, unquote, urlsplit
 
 import psycopg
 import pymysql
+import pymysql.cursors
 
 from exporter.catalog.config import CatalogConfig
 from exporter.core.db import pg_connect, scrub
 
 Row = Sequence[Any]
+STREAM_BATCH = 5000  # rows per round trip of a streamed query
 
 
 class CatalogError(Exception):
@@ -32,6 +34,9 @@ class Session(Protocol):
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Row]:
         """Run one SELECT (placeholders written as %s) and return its rows."""
+
+    def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[Row]:
+        """Run one SELECT and yield its rows without holding them all (read them to the end)."""
 
     def begin(self) -> None:
         """Start a read-only transaction (SQLite: after checking the file is still the same)."""
@@ -67,6 +72,14 @@ class PostgresSession:
         with self._conn.cursor() as cur:
             cur.execute(sql.encode(), params)  # bytes: the SQL is static, no %-escaping games
             return cur.fetchall()
+
+    def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[Row]:
+        """Run one SELECT through a server-side cursor, a batch of rows at a time."""
+        # Held whole, a cold start's GROUP BY (100k rows at 10M jobs) cost 70 MB at its peak.
+        with self._conn.cursor(name="bacula_exporter_stream") as cur:
+            cur.itersize = STREAM_BATCH
+            cur.execute(sql.encode(), params)
+            yield from cur
 
     def begin(self) -> None:
         """psycopg opens a READ ONLY transaction on the first query by itself."""
@@ -121,6 +134,12 @@ class MySQLSession:
         with self._conn.cursor() as cur:
             cur.execute(sql, tuple(params) or None)
             return list(cur.fetchall())
+
+    def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[Row]:
+        """Run one SELECT unbuffered: rows are read from the socket as they are used."""
+        with self._conn.cursor(pymysql.cursors.SSCursor) as cur:
+            cur.execute(sql, tuple(params) or None)
+            yield from cur
 
     def begin(self) -> None:
         """Start a read-only transaction."""
@@ -181,6 +200,14 @@ class SQLiteSession:
         self._deadline = time.monotonic() + self._timeout
         try:
             return list(self._conn.execute(sql.replace("%s", "?"), tuple(params)).fetchall())
+        finally:
+            self._deadline = 0.0
+
+    def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[Row]:
+        """Run one SELECT and yield its rows as SQLite steps to them."""
+        self._deadline = time.monotonic() + self._timeout
+        try:
+            yield from self._conn.execute(sql.replace("%s", "?"), tuple(params))
         finally:
             self._deadline = 0.0
 

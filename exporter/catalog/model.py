@@ -1,8 +1,9 @@
 """In-memory view of one catalog: plain data, no I/O; all semantics of the metrics live here."""
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from exporter.catalog.codes import (
     ACTIVE,
@@ -179,6 +180,22 @@ class CatalogModel:
     # (kind, client, job, level) of verify and admin jobs; client "" when the row names none.
     checks: dict[tuple[str, str, str, str], Check] = field(default_factory=dict)
     generation: int = 0  # bumped on every change, so renderers know when to redo their work
+    # Keys changed in place, by part, for the renderer: parts replaced whole are compared instead.
+    changed: dict[str, set[Any]] = field(default_factory=dict)
+
+    def touch(self, part: str, key: Hashable) -> None:
+        """Note that the rendering of one key of a part may have changed."""
+        self.changed.setdefault(part, set()).add(key)
+
+    def _touch_row(self, type_: str, key: Key, cls: StatusClass) -> None:
+        """Note the series, or for a restore the restore counter, that a Job row changes."""
+        part, touched = ("restores", (key[0], cls.value)) if type_ == RESTORE else ("series", key)
+        self.touch(part, touched)
+
+    def take_changes(self) -> dict[str, set[Any]]:
+        """Return the keys changed since the last call, by part, and start noting afresh."""
+        changed, self.changed = self.changed, {}
+        return changed
 
     def set_clients(self, clients: dict[int, Client], replace: bool = False) -> None:
         """Add (or, with replace, set) the Client rows."""
@@ -227,6 +244,7 @@ class CatalogModel:
             if cls not in FINISHED:
                 continue
             key = (client.name, agg.name, level)
+            self._touch_row(agg.type, key, cls)
             if agg.type == BACKUP:
                 series = self.series.setdefault(key, Series())
                 series.runs += agg.count
@@ -245,8 +263,9 @@ class CatalogModel:
         cls = classify(agg.status, 1 if agg.errors else 0)
         if cls is None or cls not in FINISHED:
             return
-        check = self.checks.setdefault(self._check_key(agg.type, agg.client_id, agg.name,
-                                                       agg.level), Check())
+        key = self._check_key(agg.type, agg.client_id, agg.name, agg.level)
+        self.touch("checks", key)
+        check = self.checks.setdefault(key, Check())
         check.runs += agg.count
         check.failures += agg.count if cls in FAILED else 0
 
@@ -296,6 +315,7 @@ class CatalogModel:
 
     def _fold(self, rec: JobRecord, cls: StatusClass, key: Key, count: bool) -> None:
         """Update the series, copy time or restore counter that a finished row belongs to."""
+        self._touch_row(rec.type, key, cls)
         if rec.type == BACKUP:
             series = self.series.setdefault(key, Series())
             run = Run(rec.job_id, rec.finished_at or 0.0, cls, rec.bytes, rec.files, rec.duration,
@@ -321,8 +341,9 @@ class CatalogModel:
 
     def _fold_check(self, rec: JobRecord, cls: StatusClass, count: bool) -> None:
         """Update a verify or admin job's record (a verify's differences count as failure)."""
-        check = self.checks.setdefault(
-            self._check_key(rec.type, rec.client_id, rec.name, rec.level), Check())
+        key = self._check_key(rec.type, rec.client_id, rec.name, rec.level)
+        self.touch("checks", key)
+        check = self.checks.setdefault(key, Check())
         if count:
             check.runs += 1
             check.failures += cls in FAILED
@@ -332,11 +353,12 @@ class CatalogModel:
         if is_success(cls, self.warning_is_success):
             check.last_success = max(check.last_success or 0.0, run.time)
 
-    def set_reasons(self, logs: dict[int, list[str]]) -> None:
-        """Attach Log lines to the last failures they belong to."""
+    def set_reasons(self, logs: dict[int, list[str]], keys: Iterable[Key] | None = None) -> None:
+        """Attach Log lines to the last failures they belong to (among keys, if given)."""
         if not logs:
             return  # the common poll: nothing to look for among all the series
-        for series in self.series.values():
+        found = self.series if keys is None else {k: s for k in keys if (s := self.series.get(k))}
+        for series in found.values():
             failure = series.last_failure
             if failure is not None and failure.job_id in logs:
                 reason = pick_reason(logs[failure.job_id])

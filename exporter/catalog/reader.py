@@ -216,7 +216,7 @@ class Reader:
             for c in ("JobErrors", "JobFiles", "JobBytes", "JobTDate")
         )
         flag = f"CASE WHEN {sane} THEN 1 ELSE 0 END"
-        rows = session.query(
+        rows = session.stream(
             f"SELECT ClientId, Name, Type, Level, JobStatus, {has_errors}, COUNT(*), "
             "MAX(JobId), MIN(JobId), MAX(CASE WHEN JobTDate <= %s THEN JobTDate ELSE 0 END), "
             f"SUM(CASE WHEN {sane} THEN JobBytes ELSE 0 END), {flag} "
@@ -239,17 +239,19 @@ class Reader:
                 as_int(row[7]), as_int(row[8]), as_int(row[9]), as_int(row[10]),
             ))
         model.seed(aggregates)
-        model.apply(self._by_ids(session, latest_ids(aggregates, model), model), count=False)
+        latest = latest_ids(aggregates, model)
+        active = [a.min_job_id for a in aggregates if a.status in ACTIVE_CODES]
+        del aggregates  # 100k at 10M jobs: gone before the lookups' rows come, a lower peak
+        model.apply(self._by_ids(session, latest, model), count=False)
         failures = [s.last_failure.job_id for s in model.series.values() if s.last_failure]
         model.set_reasons(self._logs(session, model, failures))
-        active = [a.min_job_id for a in aggregates if a.status in ACTIVE_CODES]
         if active:
             sql = (
                 f"SELECT {job_columns(self.info)} FROM Job WHERE JobId >= %s AND JobId <= %s "
                 f"AND JobStatus IN ({sql_codes(ACTIVE_CODES)})"
             )
-            rows = session.query(sql, [min(active), self.watermark])
-            model.apply(self._records(rows, model), count=False)
+            running = session.query(sql, [min(active), self.watermark])
+            model.apply(self._records(running, model), count=False)
 
     def poll(self, session: Session, model: CatalogModel, refresh_every: float) -> list[JobRecord]:
         """Read what changed since the last poll; return the jobs that finished meanwhile."""

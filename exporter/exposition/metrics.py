@@ -1,16 +1,16 @@
-"""Prometheus exposition of catalog states: pure rendering, cached between state changes."""
+"""Prometheus exposition of catalog states: the families, and a pure renderer per kind of item."""
 
 import math
-import threading
-import zlib
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from prometheus_client import REGISTRY, generate_latest
-
 from exporter import __version__
-from exporter.catalog.model import CatalogModel
+from exporter.catalog.media import Lifecycle
+from exporter.catalog.model import CatalogModel, Check, Client, Key, Pool, Series
+from exporter.catalog.restore_points import Coverage
+from exporter.exposition.incremental import Kind, Rendering
 from exporter.exposition.sla import QuietHours, SlaConfig, effective, quiet_hours_active
 from exporter.exposition.sla_samples import FAMILIES as SLA_FAMILIES
 from exporter.exposition.sla_samples import sla_samples
@@ -139,12 +139,16 @@ def labels(**pairs: str) -> str:
     return ",".join(f'{k}="{escape(v)}"' for k, v in pairs.items())
 
 
-def render_state(catalog: str, state: CatalogModel) -> Lines:
-    """Render the sample lines of one catalog's state, by family name."""
-    out: Lines = {name: [] for name in STATE_FAMILIES}
-    cat = f'catalog="{escape(catalog)}"'
-    for (client, job, level), s in sorted(state.series.items()):
-        key = f'{cat},client="{escape(client)}",job="{escape(job)}",level="{level}"'
+def job_key(cat: str, client: str, job: str) -> str:
+    """Return the labels of a job: catalog, client, job."""
+    return f'{cat},client="{escape(client)}",job="{escape(job)}"'
+
+
+def render_series(cat: str, items: list[tuple[Key, Series]]) -> Lines:
+    """Render backup series: last run, last success, counters, copy time."""
+    out: Lines = defaultdict(list)
+    for (client, job, level), s in items:
+        key = f'{job_key(cat, client, job)},level="{level}"'
         if s.last_success is not None:
             ok = s.last_success
             out["bacula_job_last_success_timestamp_seconds"].append(f"{{{key}}} {number(ok.time)}")
@@ -171,12 +175,24 @@ def render_state(catalog: str, state: CatalogModel) -> Lines:
             out["bacula_job_last_copy_timestamp_seconds"].append(
                 f"{{{key}}} {number(s.last_copy)}"
             )
-    for (client, job, level), start in sorted(state.running().items()):
-        key = f'{cat},client="{escape(client)}",job="{escape(job)}",level="{level}"'
+    return out
+
+
+def render_running(cat: str, items: list[tuple[Key, float]]) -> Lines:
+    """Render the backups running now, with the start of the oldest of each key."""
+    out: Lines = defaultdict(list)
+    for (client, job, level), start in items:
+        key = f'{job_key(cat, client, job)},level="{level}"'
         out["bacula_job_running"].append(f"{{{key}}} 1")
         out["bacula_job_running_start_timestamp_seconds"].append(f"{{{key}}} {number(start)}")
-    for (client, job), cover in sorted(state.coverage.items()):
-        key = f'{cat},client="{escape(client)}",job="{escape(job)}"'
+    return out
+
+
+def render_coverage(cat: str, items: list[tuple[tuple[str, str], Coverage | None]]) -> Lines:
+    """Render the restore points of each job."""
+    out: Lines = defaultdict(list)
+    for (client, job), cover in items:
+        key = job_key(cat, client, job)
         out["bacula_job_restore_points"].append(f"{{{key}}} {cover.points if cover else 0}")
         if cover is not None:
             out["bacula_job_oldest_restore_point_timestamp_seconds"].append(
@@ -186,16 +202,29 @@ def render_state(catalog: str, state: CatalogModel) -> Lines:
                 f"{{{key}}} {number(cover.newest)}"
             )
             out["bacula_job_restore_chain_jobs"].append(f"{{{key}}} {cover.chain_jobs}")
-    for info in sorted(set(state.clients.values()), key=lambda c: (c.name, c.uname)):
-        out["bacula_client_info"].append(
-            f'{{{cat},client="{escape(info.name)}",uname="{escape(info.uname)}"}} 1'
-        )
-    for (client, status), count in sorted(state.restores.items()):
-        out["bacula_restore_runs_total"].append(
-            f'{{{cat},client="{escape(client)}",status="{status}"}} {count}'
-        )
-    for (kind, client, job, level), check in sorted(state.checks.items()):
-        key = f'{cat},client="{escape(client)}",job="{escape(job)}"'
+    return out
+
+
+def render_clients(cat: str, items: list[tuple[tuple[str, str], Client]]) -> Lines:
+    """Render one info line per distinct Client row (name, uname)."""
+    return {"bacula_client_info": [
+        f'{{{cat},client="{escape(name)}",uname="{escape(uname)}"}} 1' for (name, uname), _ in items
+    ]}
+
+
+def render_restores(cat: str, items: list[tuple[tuple[str, str], int]]) -> Lines:
+    """Render the restore counters by client and status class."""
+    return {"bacula_restore_runs_total": [
+        f'{{{cat},client="{escape(client)}",status="{status}"}} {count}'
+        for (client, status), count in items
+    ]}
+
+
+def render_checks(cat: str, items: list[tuple[tuple[str, str, str, str], Check]]) -> Lines:
+    """Render verify and admin jobs."""
+    out: Lines = defaultdict(list)
+    for (kind, client, job, level), check in items:
+        key = job_key(cat, client, job)
         if kind == "verify":
             key += f',level="{escape(level)}"'
         if check.last_run is not None:
@@ -207,7 +236,13 @@ def render_state(catalog: str, state: CatalogModel) -> Lines:
                 f"{{{key}}} {number(check.last_success)}")
         out[f"bacula_{kind}_runs_total"].append(f"{{{key}}} {check.runs}")
         out[f"bacula_{kind}_failures_total"].append(f"{{{key}}} {check.failures}")
-    for name, pool in sorted(state.pools.items()):
+    return out
+
+
+def render_pools(cat: str, items: list[tuple[str, Pool]]) -> Lines:
+    """Render the volumes, bytes and limits of each pool."""
+    out: Lines = defaultdict(list)
+    for name, pool in items:
         pool_key = f'{cat},pool="{escape(name)}"'
         for status, count in sorted(pool.volumes.items()):
             out["bacula_pool_volumes"].append(f'{{{pool_key},status="{escape(status)}"}} {count}')
@@ -215,7 +250,13 @@ def render_state(catalog: str, state: CatalogModel) -> Lines:
         out["bacula_pool_max_volumes"].append(f"{{{pool_key}}} {pool.max_volumes}")
         if pool.capacity:
             out["bacula_pool_capacity_bytes"].append(f"{{{pool_key}}} {pool.capacity}")
-    for name, media in sorted(state.media.items()):
+    return out
+
+
+def render_media(cat: str, items: list[tuple[str, Lifecycle]]) -> Lines:
+    """Render the media lifecycle of each pool: recyclable, in error, in a changer."""
+    out: Lines = defaultdict(list)
+    for name, media in items:
         pool_key = f'{cat},pool="{escape(name)}"'
         for within, count in media.recyclable.items():
             out["bacula_pool_volumes_recyclable"].append(
@@ -226,9 +267,44 @@ def render_state(catalog: str, state: CatalogModel) -> Lines:
             out["bacula_pool_volumes_in_changer"].append(f"{{{storage_key}}} {count}")
             out["bacula_pool_volumes_in_changer_appendable"].append(
                 f"{{{storage_key}}} {media.in_changer_appendable.get(storage, 0)}")
-    for reason, count in sorted(state.skipped.items()):
-        out["bacula_catalog_skipped_rows_total"].append(f'{{{cat},reason="{reason}"}} {count}')
     return out
+
+
+def render_skipped(cat: str, items: list[tuple[str, int]]) -> Lines:
+    """Render the counters of unusable rows by reason."""
+    return {"bacula_catalog_skipped_rows_total": [
+        f'{{{cat},reason="{reason}"}} {count}' for reason, count in items
+    ]}
+
+
+# Every state family comes from exactly one kind; a new family joins a kind (or a new one).
+KINDS = (
+    Kind("series", lambda m: m.series, render_series, tracked=True),
+    Kind("restores", lambda m: m.restores, render_restores, tracked=True),
+    Kind("checks", lambda m: m.checks, render_checks, tracked=True),
+    Kind("running", lambda m: m.running(), render_running),
+    Kind("coverage", lambda m: m.coverage, render_coverage, source=lambda m: m.coverage),
+    Kind("clients", lambda m: {(c.name, c.uname): c for c in m.clients.values()},
+         render_clients, source=lambda m: m.clients),
+    Kind("pools", lambda m: m.pools, render_pools, source=lambda m: m.pools),
+    Kind("media", lambda m: m.media, render_media, source=lambda m: m.media),
+    Kind("skipped", lambda m: dict(m.skipped), render_skipped),
+)
+
+
+def render_state(catalog: str, state: CatalogModel) -> Lines:
+    """Render the sample lines of one catalog's state at once, by family name."""
+    out: Lines = {name: [] for name in STATE_FAMILIES}
+    cat = f'catalog="{escape(catalog)}"'
+    for kind in KINDS:
+        for name, lines in kind.render(cat, sorted(kind.items(state).items())).items():
+            out[name] += lines
+    return out
+
+
+def state_rendering(catalog: str) -> Rendering:
+    """Return an incremental rendering of one catalog's state (see incremental.py)."""
+    return Rendering(f'catalog="{escape(catalog)}"', KINDS)
 
 
 # The jobs with quiet hours, each with its windows: evaluated again on every scrape.
@@ -316,67 +392,3 @@ def family_texts(families: Mapping[str, Family], parts: Sequence[Lines]) -> Iter
 def assemble(families: Mapping[str, Family], parts: Sequence[Lines]) -> str:
     """Join the lines of several catalogs family by family."""
     return "".join(family_texts(families, parts))
-
-
-CHUNK = 1 << 16  # compressed bytes inflated per piece (about 1 MB of text)
-
-
-@dataclass(frozen=True)
-class Block:
-    """The state families of every catalog as the head of a gzip stream (14:1 smaller)."""
-
-    states: tuple[Lines, ...]
-    gzip_head: bytes
-    gzip: "zlib._Compress"  # holds the stream's state after gzip_head; copied per scrape
-
-    def plain(self) -> Iterator[bytes]:
-        """Yield the uncompressed text in pieces, for the rare scraper that wants no gzip."""
-        inflate = zlib.decompressobj(31)
-        for start in range(0, len(self.gzip_head), CHUNK):
-            yield inflate.decompress(self.gzip_head[start : start + CHUNK])
-
-
-def build_block(states: Sequence[Lines]) -> Block:
-    """Assemble and compress once per change, family by family, so no whole copy is held."""
-    gz = zlib.compressobj(1, zlib.DEFLATED, 31)  # level 1: fast; 31: a gzip container
-    parts = [gz.compress(text.encode()) for text in family_texts(STATE_FAMILIES, states)]
-    parts.append(gz.flush(zlib.Z_SYNC_FLUSH))
-    return Block(tuple(states), b"".join(parts), gz)
-
-
-class Exposition:
-    """Builds /metrics: the state block is rebuilt only when a catalog's rendering changes."""
-
-    def __init__(self) -> None:
-        self._block = build_block(())
-        self._lock = threading.Lock()
-
-    def rebuild(self, states: Sequence[Lines]) -> Block:
-        """Return the block for these renderings, building it only when one of them changed."""
-        with self._lock:
-            # Renderings are replaced, never mutated, so identity tells whether anything changed.
-            old = self._block.states
-            same = len(states) == len(old) and all(
-                a is b for a, b in zip(states, old, strict=True)
-            )
-            if not same:
-                self._block = build_block(states)
-            return self._block
-
-    def render(
-        self, states: Sequence[Lines], health: Iterable[Health],
-        quiet: Sequence[tuple[str, Sequence[QuietHours]]] = (), gzip: bool = False,
-        extra: bytes = b"",
-    ) -> Iterator[bytes]:
-        """Yield the whole exposition in pieces (gzip-compressed; `extra`: more families)."""
-        block = self.rebuild(states)
-        now = datetime.now(UTC)
-        tail = assemble(HEALTH_FAMILIES, [render_health(health), render_quiet(quiet, now)])
-        tail_bytes = tail.encode() + extra + generate_latest(REGISTRY)
-        if gzip:
-            stream = block.gzip.copy()
-            yield block.gzip_head
-            yield stream.compress(tail_bytes) + stream.flush()
-            return
-        yield from block.plain()
-        yield tail_bytes

@@ -6,6 +6,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import nullcontext
 
 import psycopg
 import pymysql
@@ -16,13 +17,18 @@ from exporter.catalog.model import CatalogModel, FinishedJob
 from exporter.catalog.reader import SETTLE, Reader
 from exporter.catalog.rows import CatalogInfo, detect
 from exporter.core.db import scrub
-from exporter.exposition.metrics import Health, Lines, Quiet, render_sla, render_state
+from exporter.exposition.block import Compressed
+from exporter.exposition.incremental import compress
+from exporter.exposition.metrics import Health, Quiet, render_sla, state_rendering
 from exporter.exposition.sla import SlaConfig, restore_window
 
 log = logging.getLogger(__name__)
 
 BACKOFF_MIN, BACKOFF_MAX = 1.0, 60.0
 SCRAPE_LOCK_WAIT = 5.0  # longest a Director poll waits for a catalog poll under way
+# Cold starts at once, across catalogs: they are CPU-bound under one GIL, so more at once only add
+# their peak memory together (100 catalogs at once: 1 GB) and make every catalog wait longest.
+COLD_STARTS = threading.BoundedSemaphore(2)
 DB_ERRORS = (psycopg.Error, pymysql.Error, sqlite3.Error, OSError, CatalogError)
 
 # (catalog, jobs that reached a final status, checkpoint, history): every job with JobId <=
@@ -68,8 +74,12 @@ class CatalogPoller:
         self.up = False
         self.error = ""
         self.last_success: float | None = None  # Unix time of the last good poll
-        self.rendered: Lines = {}
+        self.rendered: Compressed = {}  # replaced, never changed: the exposition compares it
         self.quiet: Quiet = []
+        self._rendering = state_rendering(self.cfg.name)
+        self._state: Compressed = {}
+        self._limits: Compressed = {}
+        self._limits_of: tuple[object, ...] = (None,)  # model, keys: what the limits cover
         self._rendered_generation = -1
         self._last_attempt = float("-inf")
         self._backoff = 0.0
@@ -109,7 +119,10 @@ class CatalogPoller:
         started = time.monotonic()
         self._last_attempt = started
         try:
-            self._read()
+            # Taken before the transaction begins, so a waiting catalog holds no snapshot.
+            with COLD_STARTS if self.reader.info is None else nullcontext():
+                started = time.monotonic()  # waiting for a turn is not the poll's duration
+                self._read()
         except DB_ERRORS as exc:
             message = str(exc) if isinstance(exc, CatalogError) else scrub(exc, self.cfg)
             self._fail(message)
@@ -127,14 +140,24 @@ class CatalogPoller:
             self.last_duration = time.monotonic() - started
             if self.model.generation != self._rendered_generation:
                 # Render here, under the poll lock, so a scrape never sees a half-updated model.
-                rendered = render_state(self.cfg.name, self.model)
-                if self.sla is not None:
-                    limits, self.quiet = render_sla(self.cfg.name, self.model, self.sla)
-                    rendered.update(limits)
-                self.rendered = rendered
-                self._rendered_generation = self.model.generation
+                self._render()
             self._completed += 1
             self.attempted.set()
+
+    def _render(self) -> None:
+        """Render what changed since the last render: changed keys; SLA limits when keys came."""
+        state, limits = self._rendering.update(self.model), self._limits
+        if self.sla is not None:
+            # The limits depend only on which keys exist (and series keys are never dropped).
+            running = frozenset(k for k in self.model.running() if k not in self.model.series)
+            of = (self.model, len(self.model.series), running)
+            if of[0] is not self._limits_of[0] or of[1:] != self._limits_of[1:]:
+                lines, self.quiet = render_sla(self.cfg.name, self.model, self.sla)
+                limits, self._limits_of = compress(lines), of
+        if state is not self._state or limits is not self._limits:
+            self.rendered = {**state, **limits}
+            self._state, self._limits = state, limits
+        self._rendered_generation = self.model.generation
 
     def _hand_over(self) -> None:
         """Give finished jobs and the checkpoint to the listener; keep them if it fails."""
@@ -197,7 +220,10 @@ class CatalogPoller:
                 self._catch_up(session, self._catch_up_to)
             finished = self.reader.describe(
                 session, self.model, self.cfg.name, self.reader.unreported)
-            self.model.set_reasons({f.record.job_id: list(f.log) for f in finished if f.log})
+            failed = [f for f in finished if f.log]
+            # Only the series of these jobs are searched: a poll costs O(new rows).
+            self.model.set_reasons({f.record.job_id: list(f.log) for f in failed},
+                                   {(f.client, f.record.name, f.level) for f in failed})
             # Kept before the transaction ends: these jobs are in the model and behind the
             # watermark now, so a failure from here on (even the ROLLBACK) must not lose them.
             self.reader.unreported = []

@@ -17,7 +17,8 @@ from exporter.director.store import (
     SlotStore,
     SqliteSlotStore,
 )
-from exporter.exposition.metrics import Exposition, assemble
+from exporter.exposition.block import Exposition
+from exporter.exposition.metrics import assemble
 from exporter.ha.leader import Leadership, leader_gauge
 from exporter.service.director import DirectorPoller
 from exporter.service.overview import AgeLimit, sla_max_age

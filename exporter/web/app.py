@@ -6,7 +6,8 @@ from collections.abc import Collection
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from exporter import __version__
 from exporter.core.webconfig import WebConfig
@@ -34,6 +35,33 @@ def page_headers(nonce: str) -> dict[str, str]:
         "Referrer-Policy": "no-referrer",
         "Cache-Control": "no-store",
     }
+
+
+WHOLE = 4 << 20  # pieces up to this size are handed to the socket whole
+SLICE = 1 << 20  # larger ones in slices of this size
+
+
+class Pieces(Response):
+    """A body of ready pieces, sent as they are with its length: no chunk framing, no copy."""
+
+    def __init__(self, pieces: list[bytes], media_type: str, headers: dict[str, str]) -> None:
+        self.pieces = pieces
+        length = str(sum(len(piece) for piece in pieces))
+        super().__init__(None, media_type=media_type,
+                         headers={**headers, "Content-Length": length})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Send the pieces from the event loop: they are bytes already, nothing blocks."""
+        await send({"type": "http.response.start", "status": self.status_code,
+                    "headers": self.raw_headers})
+        for piece in self.pieces:
+            # A big piece goes in slices: asyncio copies twice what the socket does not take at
+            # once; a smaller one (the gzip block: 2.4 MB at 281k series) whole, uncopied.
+            slices = [piece] if len(piece) <= WHOLE else (
+                piece[start : start + SLICE] for start in range(0, len(piece), SLICE))
+            for body in slices:
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
 
 
 def get_exporter(request: Request) -> Exporter:
@@ -64,12 +92,16 @@ def create_app(exporter: Exporter, bridge: Bridge | None = None, web: WebConfig 
         app.openapi = openapi  # type: ignore[method-assign]
 
     @app.get("/metrics")
-    def metrics(exp: ExporterDep, request: Request) -> StreamingResponse:
+    def metrics(exp: ExporterDep, request: Request) -> Response:
         """Prometheus exposition of every catalog, gzip-compressed when the scraper accepts it."""
         gzip = "gzip" in request.headers.get("accept-encoding", "")
         headers = {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"} if gzip else {}
-        # Streamed in pieces of a block built once per change: no copy of it per scrape.
-        return StreamingResponse(exp.stream(gzip), media_type=CONTENT_TYPE, headers=headers)
+        body = exp.stream(gzip)
+        if gzip or exp.exposition.plain_kept():
+            # A few ready pieces (the block built once per change, the tail): sent as they are.
+            return Pieces(list(body), CONTENT_TYPE, headers)
+        # Too big to keep as text: inflated piece by piece while it is sent.
+        return StreamingResponse(body, media_type=CONTENT_TYPE, headers=headers)
 
     @app.get("/", response_class=HTMLResponse)
     def status_page(exp: ExporterDep) -> HTMLResponse:

@@ -75,3 +75,28 @@ def test_director_poll_bench_smoke() -> None:
         assert result["jobs_listed"] >= 2 and result["devices"] >= 3
         wall = result["wall_ms"]
         assert isinstance(wall, dict) and wall["p90"] >= wall["median"] > 0
+
+
+def test_poll_change_smoke() -> None:
+    (result,) = bench("bench.poll_change", "--jobs", "100000", "--polls", "2", "--new", "10")
+    assert result["polls"] == 2 and result["jobs"] >= 100_000
+    assert result["end_to_end_ms"] >= result["read_and_render_ms"] > 0
+
+
+def test_ticket_latency_smoke() -> None:
+    (result,) = bench("bench.ticket_latency", "--jobs", "10", "--duration", "1",
+                      "--poll-interval", "1")
+    assert result["delivered"] == result["jobs"] == 10 and result["posts"] == 10
+    delay = result["delay_ms"]
+    assert isinstance(delay, dict) and delay["max"] >= delay["p99"] >= delay["p50"] > 0
+
+
+def test_many_catalogs_smoke() -> None:
+    (result,) = bench("bench.many_catalogs", "--catalogs", "2", "--jobs", "100000",
+                      "--limit", "2", "--polls", "4")
+    assert result["catalogs"] == 2 and result["series"] > 0
+    assert isinstance(result["poll_one_catalog"], dict)
+    assert result["poll_one_catalog"]["poll100_median_ms"] > 0
+    for case in ("scrape_1", "scrape_10", "scrape_plain"):
+        figures = result[case]
+        assert isinstance(figures, dict) and figures["scrapes"] > 0

@@ -15,7 +15,7 @@ from pymysql.constants import CLIENT
 from exporter.catalog.ddl import column_names
 from exporter.catalog.engines import connect
 from exporter.catalog.model import FinishedJob
-from exporter.exposition.metrics import Exposition
+from exporter.exposition.block import Exposition
 from exporter.service.overview import Standing, level_of_trouble, overview
 from exporter.service.poller import CatalogPoller
 from exporter.tickets.events.jobs import job_result_event

@@ -23,7 +23,7 @@ import pymysql
 import pytest
 
 from exporter.catalog.model import FinishedJob
-from exporter.exposition.metrics import Exposition
+from exporter.exposition.block import Exposition
 from exporter.service.poller import CatalogPoller
 from tests import scenario
 from tests.conftest import MY, PG, Catalog
@@ -455,16 +455,20 @@ def test_cold_start_failing_half_way_is_redone(
     reference.maybe_poll(0, wait=10)
     assert reference.up and reference.model.series
 
-    query = engines.SQLiteSession.query
+    query, stream = engines.SQLiteSession.query, engines.SQLiteSession.stream
 
-    def killed_at_the_aggregates(self: Any, sql: str, params: Any = ()) -> Any:
-        if "GROUP BY ClientId, Name, Type" in sql:
-            raise sqlite3.OperationalError("the connection was killed")
-        return query(self, sql, params)
+    def killed_at_the_aggregates(run: Any) -> Any:
+        def run_or_die(self: Any, sql: str, params: Any = ()) -> Any:
+            if "GROUP BY ClientId, Name, Type" in sql:
+                raise sqlite3.OperationalError("the connection was killed")
+            return run(self, sql, params)
+        return run_or_die
 
     poller = CatalogPoller(cat.config())
     with monkeypatch.context() as patch:
-        patch.setattr(engines.SQLiteSession, "query", killed_at_the_aggregates)
+        # Whichever way the reader runs that query (the aggregates are streamed today).
+        patch.setattr(engines.SQLiteSession, "query", killed_at_the_aggregates(query))
+        patch.setattr(engines.SQLiteSession, "stream", killed_at_the_aggregates(stream))
         poller.maybe_poll(0, wait=10)
     assert not poller.up
     poll_until_up(poller)

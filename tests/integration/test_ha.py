@@ -26,7 +26,7 @@ import pytest
 from exporter.catalog.config import CatalogConfig
 from exporter.core.db import StoreError
 from exporter.core.settings import StateDatabaseConfig
-from exporter.exposition.metrics import Exposition
+from exporter.exposition.block import Exposition
 from exporter.ha.leader import Leadership
 from exporter.service.poller import CatalogPoller
 from exporter.tickets.events import Event, job_result_event

@@ -11,10 +11,11 @@ from exporter.catalog.codes import StatusClass
 from exporter.catalog.media import Lifecycle
 from exporter.catalog.model import CatalogModel, Check, Client, JobRecord, Pool, Run, Series
 from exporter.catalog.restore_points import Coverage
+from exporter.exposition.block import Exposition
+from exporter.exposition.incremental import compress
 from exporter.exposition.metrics import (
     HEALTH_FAMILIES,
     STATE_FAMILIES,
-    Exposition,
     Health,
     assemble,
     escape,
@@ -113,21 +114,28 @@ def test_two_catalogs_share_each_family_block() -> None:
 def test_render_cache_reuses_until_a_rendering_changes() -> None:
     """The state block is rebuilt only when a catalog's rendering object changes."""
     exp = Exposition()
-    lines = render_state("main", hand_state())
+    lines = compress(render_state("main", hand_state()))
     first = exp.rebuild([lines])
     assert exp.rebuild([lines]) is first
-    assert exp.rebuild([render_state("main", hand_state())]) is not first
+    assert exp.rebuild([compress(render_state("main", hand_state()))]) is not first
     assert b"bacula_job_runs_total" in b"".join(first.plain())
 
 
 def test_gzip_stream_equals_the_plain_exposition() -> None:
     """The precompressed head plus a compressed tail is one valid gzip of the plain text."""
     exp = Exposition()
-    states = [render_state("main", hand_state())]
+    state, limits = hand_state(), render_sla("main", hand_state(), SLA)[0]
+    states = [compress({**render_state("main", state), **limits}),
+              compress(render_state("other", state))]
     plain = b"".join(exp.render(states, []))
     packed = b"".join(exp.render(states, [], gzip=True))
     assert gzip.decompress(packed).split(b"# HELP python_")[0] == plain.split(b"# HELP python_")[0]
     assert len(packed) < len(plain)
+    # And the state part is exactly what the whole text renders to.
+    whole = assemble(STATE_FAMILIES, [{**render_state("main", state), **limits},
+                                      render_state("other", state)])
+    assert plain.startswith(whole.encode())
+    assert plain[len(whole) :].startswith(b"# HELP bacula_exporter_build_info")
 
 
 def test_escaping_and_numbers() -> None:

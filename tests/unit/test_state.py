@@ -68,6 +68,17 @@ def test_failure_reason_is_the_telling_log_line() -> None:
     assert series.failure_reason == "Termination: Backup Canceled"
 
 
+
+def test_failure_reason_among_given_keys_only() -> None:
+    """A poll names the series of its failed jobs; others (and unknown keys) are left alone."""
+    s = state()
+    s.apply([rec(1, "f")])
+    s.set_reasons({1: ["Fatal error: disk full"]}, [("c1", "J", "incremental")])
+    assert s.series[("c1", "J", "full")].failure_reason == ""
+    s.set_reasons({1: ["Fatal error: disk full"]}, [("c1", "J", "full"), ("c9", "X", "full")])
+    assert s.series[("c1", "J", "full")].failure_reason == "Fatal error: disk full"
+
+
 def test_warning_counts_as_success_unless_configured() -> None:
     """T with errors is a success by default and not with warning_is_success=False."""
     s = state()
