@@ -17,7 +17,7 @@ from exporter.catalog.codes import (
     is_success,
     level_name,
 )
-from exporter.catalog.media import Lifecycle
+from exporter.catalog.media import Lifecycle, PoolRules
 from exporter.catalog.restore_points import Coverage
 
 
@@ -108,6 +108,7 @@ class Run:
     encrypted: bool | None = None
     virtual_full: bool = False
     status_info: str = ""
+    pool_id: int = 0
 
 
 @dataclass(slots=True)
@@ -176,6 +177,7 @@ class CatalogModel:
     skipped: Counter[str] = field(default_factory=Counter)
     coverage: dict[tuple[str, str], Coverage | None] = field(default_factory=dict)
     media: dict[str, Lifecycle] = field(default_factory=dict)  # pool -> lifecycle figures
+    pool_rules: dict[int, PoolRules] = field(default_factory=dict)  # PoolId -> limits and links
     # (kind, client, job, level) of verify and admin jobs; client "" when the row names none.
     checks: dict[tuple[str, str, str, str], Check] = field(default_factory=dict)
     generation: int = 0  # bumped on every change, so renderers know when to redo their work
@@ -193,10 +195,10 @@ class CatalogModel:
             self.pools = pools
             self.generation += 1
 
-    def set_media(self, media: dict[str, Lifecycle]) -> None:
-        """Replace the media lifecycle per pool."""
-        if media != self.media:
-            self.media = media
+    def set_media(self, media: dict[str, Lifecycle], rules: dict[int, PoolRules]) -> None:
+        """Replace the media lifecycle per pool and the pools' rules."""
+        if media != self.media or rules != self.pool_rules:
+            self.media, self.pool_rules = media, rules
             self.generation += 1
 
     def set_coverage(self, coverage: dict[tuple[str, str], Coverage | None]) -> None:
@@ -299,7 +301,7 @@ class CatalogModel:
         if rec.type == BACKUP:
             series = self.series.setdefault(key, Series())
             run = Run(rec.job_id, rec.finished_at or 0.0, cls, rec.bytes, rec.files, rec.duration,
-                      rec.encrypted, rec.virtual_full, rec.status_info)
+                      rec.encrypted, rec.virtual_full, rec.status_info, rec.pool_id)
             if count:
                 series.runs += 1
                 series.bytes += rec.bytes

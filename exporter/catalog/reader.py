@@ -21,8 +21,7 @@ from exporter.catalog.codes import (
 )
 from exporter.catalog.codes import level_name as level_label
 from exporter.catalog.engines import Row, Session
-from exporter.catalog.media import Volume, lifecycle
-from exporter.catalog.model import Aggregate, CatalogModel, Client, FinishedJob, JobRecord, Pool
+from exporter.catalog.model import Aggregate, CatalogModel, Client, FinishedJob, JobRecord
 from exporter.catalog.restore_points import UNUSABLE_VOLUMES, BackupJob, Coverage, coverage
 from exporter.catalog.rows import (
     DEFAULT_STATUS_TEXT,
@@ -36,7 +35,7 @@ from exporter.catalog.rows import (
     latest_ids,
     sql_codes,
 )
-from exporter.catalog.times import local_to_epoch
+from exporter.catalog.volumes import read_media, read_pools
 
 JOB_BATCH = 5000  # new Job rows fetched per statement
 IN_CHUNK = 500  # JobIds per IN (...) list
@@ -87,9 +86,10 @@ class Reader:
         model.set_clients(clients, replace=full)
         self.client_watermark = max([self.client_watermark, *clients])
         if full:
-            model.set_pools(self._pools(session, model))
             # Expiry moves with the clock: re-read with the full refresh, not after every job.
-            model.set_media(lifecycle(self._volumes(session, model), time.time()))
+            pools, media, rules = read_media(session, model, self.zone, self.info)
+            model.set_pools(pools)
+            model.set_media(media, rules)
             if self.restore_window > 0:
                 model.set_coverage(self._coverage(session, model))
             self.last_refresh = time.monotonic()
@@ -115,56 +115,7 @@ class Reader:
         if ids:
             marks = ", ".join(["%s"] * len(ids))
             model.set_clients(self._clients(session, model, f"ClientId IN ({marks})", ids))
-        model.set_pools(self._pools(session, model))
-
-    def _pools(self, session: Session, model: CatalogModel) -> dict[str, Pool]:
-        """Count volumes per pool and status, sum their bytes, and take the pool's capacity."""
-        # Pool.MaxPoolBytes exists from Bacula 11 (1022) on.
-        has_max = self.info is not None and self.info.product == "bacula" and (
-            self.info.version >= 1022)
-        max_pool = ", p.MaxPoolBytes" if has_max else ""
-        rows = session.query(
-            f"SELECT p.Name, p.MaxVols, m.VolStatus, COUNT(m.MediaId), SUM(m.VolBytes), "
-            f"p.MaxVolBytes{max_pool} FROM Pool p LEFT JOIN Media m ON m.PoolId = p.PoolId "
-            f"GROUP BY p.Name, p.MaxVols, m.VolStatus, p.MaxVolBytes{max_pool}"
-        )
-        pools: dict[str, Pool] = {}
-        for row in rows:
-            name = as_text(row[0], model)
-            if name is None:
-                continue
-            max_vols, max_vol_bytes = as_int(row[1]), as_int(row[5])
-            max_pool_bytes = as_int(row[6]) if has_max else 0
-            capacity = max_pool_bytes or (max_vols * max_vol_bytes)
-            pool = pools.setdefault(name, Pool({}, 0, max_vols, capacity))
-            status = as_text(row[2], model)
-            if status is not None and as_int(row[3]) > 0:
-                key = status.lower()
-                pool.volumes[key] = pool.volumes.get(key, 0) + as_int(row[3])
-            pools[name] = Pool(pool.volumes, pool.bytes + max(0, as_int(row[4])),
-                               pool.max_volumes, pool.capacity)
-        return pools
-
-    def _volumes(self, session: Session, model: CatalogModel) -> list[Volume]:
-        """Read what the media lifecycle needs of every volume (one pass over Media)."""
-        rows = session.query(
-            "SELECT p.Name, m.VolStatus, m.LastWritten, m.VolRetention, m.Recycle, m.VolErrors, "
-            "m.InChanger, s.Name, rp.Name FROM Media m JOIN Pool p ON p.PoolId = m.PoolId "
-            "LEFT JOIN Storage s ON s.StorageId = m.StorageId "
-            "LEFT JOIN Pool rp ON rp.PoolId = m.RecyclePoolId"
-        )
-        volumes = []
-        for row in rows:
-            pool, status = as_text(row[0], model), as_text(row[1], model)
-            if pool is None or status is None:
-                continue
-            volumes.append(Volume(
-                pool=pool, status=status.lower(), last_written=local_to_epoch(row[2], self.zone),
-                retention=float(as_int(row[3])), recycle=as_int(row[4]) != 0,
-                errors=as_int(row[5]), in_changer=as_int(row[6]) != 0,
-                storage=as_text(row[7], model) or "", recycle_pool=as_text(row[8], model) or "",
-            ))
-        return volumes
+        model.set_pools(read_pools(session, model, self.info))
 
     def _coverage(
         self, session: Session, model: CatalogModel

@@ -1,6 +1,5 @@
 """Prometheus exposition of catalog states: pure rendering, cached between state changes."""
 
-import math
 import threading
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -11,9 +10,11 @@ from prometheus_client import REGISTRY, generate_latest
 
 from exporter import __version__
 from exporter.catalog.model import CatalogModel
+from exporter.exposition.pools import POOL_FAMILIES, render_pools
 from exporter.exposition.sla import QuietHours, SlaConfig, effective, quiet_hours_active
 from exporter.exposition.sla_samples import FAMILIES as SLA_FAMILIES
 from exporter.exposition.sla_samples import sla_samples
+from exporter.exposition.text import Lines, escape, labels, number
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -86,18 +87,7 @@ STATE_FAMILIES = _families(
      "1 for the status class of the last finished run of this admin job."),
     ("bacula_admin_runs_total", "counter", "Finished admin job runs."),
     ("bacula_admin_failures_total", "counter", "Admin job runs that failed or were canceled."),
-    ("bacula_pool_volumes", "gauge", "Volumes of a pool by volume status."),
-    ("bacula_pool_bytes", "gauge", "Bytes on the volumes of a pool."),
-    ("bacula_pool_max_volumes", "gauge", "MaxVols of a pool (0 = no limit)."),
-    ("bacula_pool_capacity_bytes", "gauge",
-     "What a pool may hold: MaxPoolBytes, else MaxVols x MaxVolBytes; only where set."),
-    ("bacula_pool_volumes_recyclable", "gauge",
-     "Volumes that Bacula may recycle into this pool now, within 1 day or within 7 days."),
-    ("bacula_pool_volumes_errors", "gauge", "Volumes of a pool in Error status or with VolErrors."),
-    ("bacula_pool_volumes_in_changer", "gauge",
-     "Volumes of a pool in an autochanger (InChanger), by the storage they were last in."),
-    ("bacula_pool_volumes_in_changer_appendable", "gauge",
-     "Appendable volumes of a pool in an autochanger, by storage."),
+    *POOL_FAMILIES,
     ("bacula_catalog_skipped_rows_total", "counter",
      "Catalog rows skipped or repaired because they were unusable, by reason."),
     *(f for f in SLA_FAMILIES if f[0] != "bacula_sla_quiet_hours_active"),
@@ -116,28 +106,6 @@ HEALTH_FAMILIES = _families(
     ("bacula_exporter_build_info", "gauge", "Version of bacula-exporter."),
     *(f for f in SLA_FAMILIES if f[0] == "bacula_sla_quiet_hours_active"),
 )
-
-Lines = dict[str, list[str]]
-
-
-def escape(value: str) -> str:
-    """Escape a label value for the text format."""
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def number(value: float) -> str:
-    """Format a sample value the shortest exact way."""
-    if isinstance(value, int):
-        return str(value)
-    if math.isfinite(value) and value.is_integer() and abs(value) < 2**53:
-        return str(int(value))
-    return repr(float(value))
-
-
-def labels(**pairs: str) -> str:
-    """Return a label set such as catalog="main",client="c1"."""
-    return ",".join(f'{k}="{escape(v)}"' for k, v in pairs.items())
-
 
 def render_state(catalog: str, state: CatalogModel) -> Lines:
     """Render the sample lines of one catalog's state, by family name."""
@@ -207,25 +175,7 @@ def render_state(catalog: str, state: CatalogModel) -> Lines:
                 f"{{{key}}} {number(check.last_success)}")
         out[f"bacula_{kind}_runs_total"].append(f"{{{key}}} {check.runs}")
         out[f"bacula_{kind}_failures_total"].append(f"{{{key}}} {check.failures}")
-    for name, pool in sorted(state.pools.items()):
-        pool_key = f'{cat},pool="{escape(name)}"'
-        for status, count in sorted(pool.volumes.items()):
-            out["bacula_pool_volumes"].append(f'{{{pool_key},status="{escape(status)}"}} {count}')
-        out["bacula_pool_bytes"].append(f"{{{pool_key}}} {pool.bytes}")
-        out["bacula_pool_max_volumes"].append(f"{{{pool_key}}} {pool.max_volumes}")
-        if pool.capacity:
-            out["bacula_pool_capacity_bytes"].append(f"{{{pool_key}}} {pool.capacity}")
-    for name, media in sorted(state.media.items()):
-        pool_key = f'{cat},pool="{escape(name)}"'
-        for within, count in media.recyclable.items():
-            out["bacula_pool_volumes_recyclable"].append(
-                f'{{{pool_key},within="{within}"}} {count}')
-        out["bacula_pool_volumes_errors"].append(f"{{{pool_key}}} {media.errors}")
-        for storage, count in sorted(media.in_changer.items()):
-            storage_key = f'{pool_key},storage="{escape(storage)}"'
-            out["bacula_pool_volumes_in_changer"].append(f"{{{storage_key}}} {count}")
-            out["bacula_pool_volumes_in_changer_appendable"].append(
-                f"{{{storage_key}}} {media.in_changer_appendable.get(storage, 0)}")
+    render_pools(cat, state, out)
     for reason, count in sorted(state.skipped.items()):
         out["bacula_catalog_skipped_rows_total"].append(f'{{{cat},reason="{reason}"}} {count}')
     return out

@@ -16,8 +16,9 @@ from exporter.catalog.model import CatalogModel, FinishedJob
 from exporter.catalog.reader import SETTLE, Reader
 from exporter.catalog.rows import CatalogInfo, detect
 from exporter.core.db import scrub
-from exporter.exposition.metrics import Health, Lines, Quiet, render_sla, render_state
+from exporter.exposition.metrics import Health, Quiet, render_sla, render_state
 from exporter.exposition.sla import SlaConfig, restore_window
+from exporter.exposition.text import Lines
 
 log = logging.getLogger(__name__)
 

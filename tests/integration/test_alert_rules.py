@@ -21,6 +21,7 @@ REQUIRED = {
     "BaculaRestoreRun", "BaculaTicketDeliveryFailing", "BaculaRetentionShort",
     "BaculaBackupNotEncrypted", "BaculaExporterStateDatabaseDown", "BaculaExporterNoLeader",
     "BaculaVerifyFailed", "BaculaAdminJobFailed", "BaculaPoolFillingUp",
+    "BaculaPoolNoWritableVolumes",
 }
 
 

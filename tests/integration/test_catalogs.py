@@ -1,5 +1,6 @@
 """The same scenario on every engine and catalog version, read by the real reader."""
 
+import math
 import os
 import sqlite3
 import time
@@ -605,4 +606,68 @@ def test_media_lifecycle_and_capacity(make_catalog: Any, engine: str, version: i
     assert got("bacula_pool_capacity_bytes", pool="Offsite") == (
         5_000_000_000 if version >= 1022 else None)
     assert got("bacula_pool_capacity_bytes", pool="Empty") is None
+    poller.close()
+
+
+@pytest.mark.parametrize(("engine", "version"), [
+    *((e, v) for e in ENGINES for v in (16, 1026)), ("postgresql", 2250)])
+def test_pool_headroom_scratch_and_recycle_pool(
+    make_catalog: Any, engine: str, version: int
+) -> None:
+    """Writable headroom per pool: retention edges, the Scratch pool, RecyclePool, MaxVols."""
+    cat = make_catalog(engine, scenario.ZONE)
+    b = scenario.build()
+    now = time.time()
+    for pool, kind, max_vols in (("Scratch", "Scratch", 0), ("Tape", "Backup", 3),
+                                 ("Locked", "Backup", 1), ("Spare", "Scratch", 0)):
+        b.pool(pool, kind, max_vols)
+    vols = {
+        # name: pool, status, LastWritten, VolRetention, Recycle, RecyclePool
+        "Scratch-0001": ("Scratch", "Append", None, 0, 0, None),
+        "Scratch-0002": ("Scratch", "Purged", now - 90 * 86400, 0, 1, None),
+        "Tape-0001": ("Tape", "Full", now - 7200, 3600, 1, None),  # expired an hour ago
+        "Tape-0002": ("Tape", "Used", now - 7200, 3 * 3600, 1, None),  # expires in an hour
+        "Tape-0003": ("Tape", "Full", now - 7200, 3600, 1, "Scratch"),  # expired, to Scratch
+        "Locked-0001": ("Locked", "Full", now - 7200, 3 * 3600, 1, None),
+    }
+    for name, (pool, status, written, retention, recycle, recycle_pool) in vols.items():
+        media_id = b.volume(name, pool, status, 100, written or 0)
+        b.rows["Media"][-1].update(
+            LastWritten=b.rows["Media"][-1]["LastWritten"] if written else None,
+            VolRetention=retention, Recycle=recycle,
+            RecyclePoolId=b.pool(recycle_pool) if recycle_pool else 0)
+        assert media_id
+    for row in b.rows["Pool"]:
+        row["LabelFormat"] = {"Full": "Full-", "Offsite": "Offsite-"}.get(row["Name"], "*")
+        row["NextPoolId"] = b.pool("Offsite") if row["Name"] == "Full" else 0
+        row["ScratchPoolId"] = b.pool("Spare") if row["Name"] == "Locked" else 0
+    [beta] = [j for j in b.rows["Job"] if j["JobId"] == 7]  # BackupBeta's last full run
+    beta["PoolId"] = b.pool("Locked")
+    with closing(cat.cursor()) as cur:
+        b.write(cur, cat.engine, version)
+    cat.conn.commit()
+    poller = CatalogPoller(cat.config())
+    found = poll(poller)
+    name = cat.config().name
+
+    def room(pool: str) -> list[float | None]:
+        return [value(found, "bacula_pool_headroom_volumes", catalog=name, pool=pool, source=s)
+                for s in ("append", "recyclable", "scratch", "new")]
+
+    assert room("Full") == [1, 0, 3, 4]  # MaxVols 10, 3 held: 3 from Scratch, then 4 labeled
+    assert room("Tape") == [0, 1, 0, 0]  # at MaxVols: nothing from Scratch
+    assert room("Scratch") == [1, 2, 0, 0]  # the purged volume, and Tape-0003 recycled into it
+    assert room("Empty") == [0, 0, 3, 0]  # takes from the pool named Scratch
+    assert room("Offsite") == [1, 0, 3, math.inf]  # labels its own, no MaxVols
+    assert room("Locked") == [0, 0, 0, 0]  # its ScratchPoolId (Spare) is empty
+    assert [value(found, "bacula_pool_volumes_recyclable", catalog=name, pool="Tape", within=w)
+            for w in ("now", "1d")] == [1, 2]
+
+    def jobs(pool: str) -> float | None:
+        return value(found, "bacula_pool_jobs", catalog=name, pool=pool)
+
+    # The scenario's backup keys write to Full, whose copies go to Offsite: six finished ones
+    # and BackupDelta's two that never finished; BackupBeta's last full run used Locked.
+    assert (jobs("Locked"), jobs("Tape"), jobs("Scratch")) == (1, 0, 0)
+    assert (jobs("Full"), jobs("Offsite")) == (8, 8)
     poller.close()

@@ -1,6 +1,7 @@
 """Golden exposition of a hand-built state, and the render cache."""
 
 import gzip
+import math
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from exporter.catalog.codes import StatusClass
-from exporter.catalog.media import Lifecycle
+from exporter.catalog.media import Lifecycle, PoolRules
 from exporter.catalog.model import CatalogModel, Check, Client, JobRecord, Pool, Run, Series
 from exporter.catalog.restore_points import Coverage
 from exporter.exposition.metrics import (
@@ -17,14 +18,13 @@ from exporter.exposition.metrics import (
     Exposition,
     Health,
     assemble,
-    escape,
-    number,
     render_health,
     render_quiet,
     render_sla,
     render_state,
 )
 from exporter.exposition.sla import SlaConfig
+from exporter.exposition.text import escape, number
 from tests.promtext import samples
 
 GOLDEN = Path(__file__).parent / "golden" / "exposition.prom"
@@ -49,7 +49,11 @@ def hand_state() -> CatalogModel:
     s.pools = {"Full": Pool({"append": 2, "full": 5}, 999, 10, 5_000_000_000),
                "Empty": Pool({}, 0, 0)}
     s.media = {"Full": Lifecycle({"now": 1, "1d": 2, "7d": 4}, 1, {"Autochanger1": 3},
-                                 {"Autochanger1": 1})}
+                                 {"Autochanger1": 1}, 2,
+                                 {"append": 2, "recyclable": 1, "scratch": 3, "new": math.inf})}
+    s.pool_rules = {1: PoolRules(1, "Full", 10, 7, True, "Scratch", "Offsite"),
+                    2: PoolRules(2, "Offsite", 0, 0, False, "", "")}
+    s.series[("web01-fd", "Backup-web01", "full")].last_run.pool_id = 1  # type: ignore[union-attr]
     s.skipped["unknown_status"] = 1
     s.checks = {
         ("verify", "web01-fd", "Verify-web01", "verify-volume-to-catalog"): Check(
