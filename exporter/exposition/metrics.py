@@ -192,7 +192,9 @@ def render_sla(catalog: str, state: CatalogModel, sla: SlaConfig) -> tuple[Lines
     }
     out: Lines = {}
     quiet: Quiet = []
-    for sample in sla_samples(sla.policies, sla.defaults, seen, datetime.now(UTC)):
+    verifies = {(catalog, client, job) for kind, client, job, _ in dict(state.checks)
+                if kind == "verify"}
+    for sample in sla_samples(sla.policies, sla.defaults, seen, datetime.now(UTC), verifies):
         if sample.labels["catalog"] != catalog:
             continue  # an expected job of another catalog
         text = labels(**sample.labels)

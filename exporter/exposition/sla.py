@@ -188,6 +188,7 @@ class Settings(Strict):
     quiet_hours: list[QuietHours] | None = None  # None: inherit; []: explicitly none
     retention: Limit = None  # restores promised this far back; None: inherit; off: no promise
     require_encryption: bool | None = None  # None: inherit (not required when nowhere set)
+    max_verify_age: Limit = None  # how old the last passed verify of a verify job may get
 
 
 # What most shops promise: a full every week and a backup every day (26h leaves room for a slow
@@ -278,6 +279,7 @@ class Effective(NamedTuple):
     quiet_hours: Sequence[QuietHours]
     retention: float | None = None
     require_encryption: bool = False
+    max_verify_age: float | None = None
 
 
 def effective(
@@ -294,7 +296,7 @@ def effective(
         return Effective(None, {lv: pick(None, defaults.max_age.get(lv)) for lv in SLA_LEVELS},
                          pick(None, defaults.max_copy_lag), pick(None, defaults.max_runtime),
                          defaults.quiet_hours or [], pick(None, defaults.retention),
-                         bool(defaults.require_encryption))
+                         bool(defaults.require_encryption), pick(None, defaults.max_verify_age))
     quiet = policy.quiet_hours if policy.quiet_hours is not None else defaults.quiet_hours
     encrypt = (policy.require_encryption if policy.require_encryption is not None
                else defaults.require_encryption)
@@ -306,6 +308,7 @@ def effective(
         quiet or [],
         pick(policy.retention, defaults.retention),
         bool(encrypt),
+        pick(policy.max_verify_age, defaults.max_verify_age),
     )
 
 

@@ -110,16 +110,20 @@ def overview(
                 rows.append(StatusRow(name, client, job, level, Standing.NEVER, None,
                                 max_age(name, client, job, level), "", None, "", since, 0))
         # Verify and admin jobs: failing while their last run failed (a verify's differences
-        # too); no SLA age. The level column says which kind of check it is.
+        # too); a verify late past its max_verify_age. The level column says which kind.
         for (kind, client, job, level), check in dict(model.checks).items():
             last = check.last_run
             if last is None:
                 continue
             failed = last.status in FAILED
+            limit = max_age(name, client, job, level) if kind == "verify" else None
+            late = limit is not None and now - (check.last_success or 0.0) > limit
+            verdict = Standing.LATE if late else Standing.FAILING if failed else Standing.OK
+            reason = f"{kind} job ended {last.status.value}" if failed else ""
             rows.append(StatusRow(
-                name, client, job, level or kind, Standing.FAILING if failed else Standing.OK,
-                check.last_success, None, last.status.value, last.time if failed else None,
-                f"{kind} job ended {last.status.value}" if failed else "", None, 0))
+                name, client, job, level or kind, verdict, check.last_success, limit,
+                last.status.value, last.time if failed else None,
+                reason or ("no verify passed within max_verify_age" if late else ""), None, 0))
         for info_ in list(model.clients.values()):
             if info_.name not in seen_clients:
                 # A registered client that never ran a backup: the case nobody else alerts on.
@@ -175,14 +179,16 @@ def level_of_trouble(rows: list[StatusRow], health: list[CatalogHealth]) -> tupl
 
 
 def sla_max_age(sla: SlaConfig) -> AgeLimit:
-    """Return the max-age lookup of the SLA policies (policy matching cached per job)."""
+    """Return the max-age lookup of the SLA policies (max_verify_age for verify levels)."""
 
     @lru_cache(maxsize=65536)
     def limits(catalog: str, client: str, job: str) -> Mapping[str, float | None]:
-        return effective(sla.policies, sla.defaults, catalog, client, job).max_age
+        sla_ = effective(sla.policies, sla.defaults, catalog, client, job)
+        return {**sla_.max_age, "verify": sla_.max_verify_age}
 
     def lookup(catalog: str, client: str, job: str, level: str) -> float | None:
-        return limits(catalog, client, job).get(level)
+        # Verify levels (verify-catalog, verify-volume-to-catalog...) share max_verify_age.
+        return limits(catalog, client, job).get("verify" if level.startswith("verify") else level)
 
     return lookup
 

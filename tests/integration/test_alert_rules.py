@@ -21,7 +21,7 @@ REQUIRED = {
     "BaculaRestoreRun", "BaculaTicketDeliveryFailing", "BaculaRetentionShort",
     "BaculaBackupNotEncrypted", "BaculaExporterStateDatabaseDown", "BaculaExporterNoLeader",
     "BaculaVerifyFailed", "BaculaAdminJobFailed", "BaculaPoolFillingUp",
-    "BaculaPoolNoWritableVolumes",
+    "BaculaPoolNoWritableVolumes", "BaculaVerifyTooOld",
 }
 
 

@@ -17,7 +17,8 @@ from exporter.catalog.ddl import column_names
 from exporter.catalog.engines import connect
 from exporter.catalog.model import FinishedJob
 from exporter.exposition.metrics import Exposition
-from exporter.service.overview import Standing, level_of_trouble, overview
+from exporter.exposition.sla import SlaConfig
+from exporter.service.overview import Standing, level_of_trouble, overview, sla_max_age
 from exporter.service.poller import CatalogPoller
 from exporter.tickets.events.jobs import job_result_event
 from tests import scenario
@@ -562,6 +563,27 @@ def test_failed_verify_is_a_failing_row_and_a_nagios_warning(make_catalog: Any) 
     assert (admin.standing, admin.level) == (Standing.OK, "admin")
     code, line = level_of_trouble([verify], health)
     assert code == 1 and "alpha-fd/VerifyAlpha/verify-catalog last run differences" in line
+    poller.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_verify_too_old_for_its_policy(make_catalog: Any, engine: str) -> None:
+    """max_verify_age reaches the verify job's series and makes its status row late."""
+    cat = make_catalog(engine, scenario.ZONE)
+    write_scenario(cat, 16)
+    sla = SlaConfig.model_validate({"policies": [
+        {"match": {"client": "alpha-fd", "job": "Verify*"}, "max_verify_age": "7d"}]})
+    poller = CatalogPoller(cat.config(), sla=sla)
+    found = poll(poller)
+    name = cat.config().name
+    assert value(found, "bacula_sla_max_verify_age_seconds", catalog=name, client="alpha-fd",
+                 job="VerifyAlpha") == 7 * 86400
+    assert not [k for k in found if k[0] == "bacula_sla_max_verify_age_seconds"
+                and dict(k[1])["job"] != "VerifyAlpha"]  # backups and admin jobs get none
+    rows, health = overview([poller], sla_max_age(sla), time.time())
+    (verify,) = [r for r in rows if r.job == "VerifyAlpha"]
+    assert (verify.standing, verify.max_age) == (Standing.LATE, 7 * 86400)
+    assert level_of_trouble([verify], health)[0] == 2
     poller.close()
 
 

@@ -69,7 +69,7 @@ def hand_state() -> CatalogModel:
 # A policy that sets everything, so every bacula_sla_* family has a sample.
 SLA = SlaConfig.model_validate({"policies": [{
     "match": {"client": "web01-fd"}, "max_copy_lag": "1d", "max_runtime": "6h",
-    "retention": "30d", "require_encryption": True,
+    "retention": "30d", "require_encryption": True, "max_verify_age": "7d",
     "quiet_hours": [{"from": "08:00", "to": "18:00", "timezone": "UTC"}],
     "expected_jobs": [{"catalog": "main", "client": "web01-fd", "job": "Backup-web01-db"}],
 }]})
