@@ -58,6 +58,7 @@ LEVEL_NAMES: dict[str, str] = {
 
 # Job types the exporter reads; the rest (admin, console, scan...) never reach the state.
 BACKUP = "B"
+MIGRATED = "M"  # a backup whose data a migration moved to a new Type B row (PriorJobId = it)
 COPY = "C"
 RESTORE = "R"
 # Jobs that prove or maintain rather than back up: each has its own last run and status.

@@ -11,6 +11,7 @@ from exporter.catalog.codes import (
     COPY,
     FAILED,
     FINISHED,
+    MIGRATED,
     RESTORE,
     StatusClass,
     classify,
@@ -89,7 +90,7 @@ class CatalogModel:
             if agg.type in CHECKS:
                 self._seed_check(agg)
                 continue
-            if agg.type not in (BACKUP, COPY, RESTORE):
+            if agg.type not in (BACKUP, MIGRATED, COPY, RESTORE):
                 continue
             cls = classify(agg.status, 1 if agg.errors else 0)
             client = self.clients.get(agg.client_id)
@@ -100,7 +101,13 @@ class CatalogModel:
             if cls not in FINISHED:
                 continue
             key = (client.name, agg.name, level)
-            if agg.type == BACKUP:
+            if agg.type == BACKUP and agg.moved:
+                # Data moved by a migration: its run was counted with its original (Type M).
+                if is_success(cls, self.warning_is_success):
+                    series = self.series.setdefault(key, Series())
+                    series.last_migration = max(series.last_migration or 0.0,
+                                                float(agg.max_job_tdate))
+            elif agg.type in (BACKUP, MIGRATED):
                 series = self.series.setdefault(key, Series())
                 series.runs += agg.count
                 series.bytes += agg.bytes
@@ -158,7 +165,7 @@ class CatalogModel:
                 self._fold_check(rec, cls, count)
                 self.generation += 1
                 continue
-            if rec.type in (BACKUP, COPY, RESTORE) and client is None:
+            if rec.type in (BACKUP, MIGRATED, COPY, RESTORE) and client is None:
                 self.skip("unknown_client")
                 continue
             if client is not None:
@@ -169,7 +176,9 @@ class CatalogModel:
 
     def _fold(self, rec: JobRecord, cls: StatusClass, key: Key, count: bool) -> None:
         """Update the series, copy time or restore counter that a finished row belongs to."""
-        if rec.type == BACKUP:
+        if rec.type == BACKUP and rec.prior_job_id > 0:
+            self._fold_moved(rec, cls, key)
+        elif rec.type in (BACKUP, MIGRATED):
             series = self.series.setdefault(key, Series())
             run = Run(rec.job_id, rec.finished_at or 0.0, cls, rec.bytes, rec.files, rec.duration,
                       rec.encrypted, rec.virtual_full, rec.status_info, rec.pool_id)
@@ -191,6 +200,23 @@ class CatalogModel:
             series.last_copy = max(series.last_copy or 0.0, rec.finished_at or 0.0)
         elif rec.type == RESTORE and count:
             self.restores[(key[0], cls.value)] += 1
+
+    def _fold_moved(self, rec: JobRecord, cls: StatusClass, key: Key) -> None:
+        """Take a migration's new row: the original's data in its place in time, not a new run.
+
+        It carries the original's level and JobTDate, so it is a success at that time (the
+        original, now Type M, may be purged) but never a later run: a migration of an old
+        backup must not make the last success older.
+        """
+        if not is_success(cls, self.warning_is_success):
+            return
+        series = self.series.setdefault(key, Series())
+        time = rec.finished_at or 0.0
+        series.last_migration = max(series.last_migration or 0.0, time)
+        if series.last_success is None or time > series.last_success.time:
+            series.last_success = Run(rec.job_id, time, cls, rec.bytes, rec.files, rec.duration,
+                                      rec.encrypted, rec.virtual_full, rec.status_info,
+                                      rec.pool_id)
 
     def _fold_check(self, rec: JobRecord, cls: StatusClass, count: bool) -> None:
         """Update a verify or admin job's record (a verify's differences count as failure)."""

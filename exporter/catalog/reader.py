@@ -167,12 +167,13 @@ class Reader:
             for c in ("JobErrors", "JobFiles", "JobBytes", "JobTDate")
         )
         flag = f"CASE WHEN {sane} THEN 1 ELSE 0 END"
+        moved = "CASE WHEN PriorJobId > 0 THEN 1 ELSE 0 END"  # migrated data (and copies)
         rows = session.query(
             f"SELECT ClientId, Name, Type, Level, JobStatus, {has_errors}, COUNT(*), "
             "MAX(JobId), MIN(JobId), MAX(CASE WHEN JobTDate <= %s THEN JobTDate ELSE 0 END), "
-            f"SUM(CASE WHEN {sane} THEN JobBytes ELSE 0 END), {flag} "
+            f"SUM(CASE WHEN {sane} THEN JobBytes ELSE 0 END), {flag}, {moved} "
             "FROM Job WHERE JobId <= %s "
-            f"GROUP BY ClientId, Name, Type, Level, JobStatus, {has_errors}, {flag}",
+            f"GROUP BY ClientId, Name, Type, Level, JobStatus, {has_errors}, {flag}, {moved}",
             [int(time.time() + FUTURE_SLACK), self.watermark],
         )
         aggregates = []
@@ -188,6 +189,7 @@ class Reader:
             aggregates.append(Aggregate(
                 as_int(row[0]), name, type_, level, status, bool(as_int(row[5])), as_int(row[6]),
                 as_int(row[7]), as_int(row[8]), as_int(row[9]), as_int(row[10]),
+                type_ == BACKUP and bool(as_int(row[12])),
             ))
         model.seed(aggregates)
         model.apply(self._by_ids(session, latest_ids(aggregates, model), model), count=False)

@@ -77,6 +77,7 @@ class Aggregate:
     min_job_id: int
     max_job_tdate: int
     bytes: int = 0  # SUM(JobBytes)
+    moved: bool = False  # Type B rows with a PriorJobId: the data of a migrated backup
 
 
 @dataclass(slots=True)
@@ -107,6 +108,7 @@ class Series:
     failures: int = 0
     bytes: int = 0  # written by all finished runs, for "bytes per day"
     last_copy: float | None = None
+    last_migration: float | None = None  # source JobTDate of the newest migrated backup
 
     @property
     def reason(self) -> str:

@@ -9,7 +9,15 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from exporter.catalog.codes import ACTIVE, BACKUP, CHECKS, FAILED, classify, is_success
+from exporter.catalog.codes import (
+    ACTIVE,
+    BACKUP,
+    CHECKS,
+    FAILED,
+    MIGRATED,
+    classify,
+    is_success,
+)
 from exporter.catalog.ddl import BACULA_VERSIONS, STATUS_ROWS_15, STATUS_ROWS_96, is_bareos
 from exporter.catalog.engines import CatalogError, Row, Session
 from exporter.catalog.model import Aggregate, CatalogModel, JobRecord
@@ -134,12 +142,13 @@ def latest_ids(aggregates: Sequence[Aggregate], model: CatalogModel) -> set[int]
     good: dict[tuple[str, int, str, str], int] = {}
     bad: dict[tuple[str, int, str, str], int] = {}
     for agg in aggregates:
-        if agg.type != BACKUP and agg.type not in CHECKS:
+        if agg.type not in (BACKUP, MIGRATED) and agg.type not in CHECKS:
             continue
         cls = classify(agg.status, 1 if agg.errors else 0)
         if cls is None or cls in ACTIVE:
             continue
-        key = (agg.type, agg.client_id, agg.name, agg.level)
+        # Moved rows apart: the newest original and the newest migrated copy of its data.
+        key = (agg.type + ("+" if agg.moved else ""), agg.client_id, agg.name, agg.level)
         last[key] = max(last.get(key, 0), agg.max_job_id)
         if is_success(cls, model.warning_is_success):
             good[key] = max(good.get(key, 0), agg.max_job_id)

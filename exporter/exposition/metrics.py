@@ -62,6 +62,8 @@ STATE_FAMILIES = _families(
      "Start (or schedule) time of the oldest running backup of this job and level."),
     ("bacula_job_last_copy_timestamp_seconds", "gauge",
      "Source time (JobTDate) of the newest backup of this job that has a successful copy."),
+    ("bacula_job_last_migration_timestamp_seconds", "gauge",
+     "Source time (JobTDate) of the newest backup of this job that a migration moved."),
     ("bacula_job_restore_points", "gauge",
      "Points in time within the restore window that can still be restored (0 = none)."),
     ("bacula_job_oldest_restore_point_timestamp_seconds", "gauge",
@@ -139,6 +141,9 @@ def render_state(catalog: str, state: CatalogModel) -> Lines:
             out["bacula_job_last_copy_timestamp_seconds"].append(
                 f"{{{key}}} {number(s.last_copy)}"
             )
+        if s.last_migration is not None:
+            out["bacula_job_last_migration_timestamp_seconds"].append(
+                f"{{{key}}} {number(s.last_migration)}")
     for (client, job, level), start in sorted(state.running().items()):
         key = f'{cat},client="{escape(client)}",job="{escape(job)}",level="{level}"'
         out["bacula_job_running"].append(f"{{{key}}} 1")

@@ -189,6 +189,7 @@ class Settings(Strict):
     retention: Limit = None  # restores promised this far back; None: inherit; off: no promise
     require_encryption: bool | None = None  # None: inherit (not required when nowhere set)
     max_verify_age: Limit = None  # how old the last passed verify of a verify job may get
+    max_migration_lag: Limit = None  # how far the newest migrated backup may lag the newest
 
 
 # What most shops promise: a full every week and a backup every day (26h leaves room for a slow
@@ -280,6 +281,7 @@ class Effective(NamedTuple):
     retention: float | None = None
     require_encryption: bool = False
     max_verify_age: float | None = None
+    max_migration_lag: float | None = None
 
 
 def effective(
@@ -296,7 +298,8 @@ def effective(
         return Effective(None, {lv: pick(None, defaults.max_age.get(lv)) for lv in SLA_LEVELS},
                          pick(None, defaults.max_copy_lag), pick(None, defaults.max_runtime),
                          defaults.quiet_hours or [], pick(None, defaults.retention),
-                         bool(defaults.require_encryption), pick(None, defaults.max_verify_age))
+                         bool(defaults.require_encryption), pick(None, defaults.max_verify_age),
+                         pick(None, defaults.max_migration_lag))
     quiet = policy.quiet_hours if policy.quiet_hours is not None else defaults.quiet_hours
     encrypt = (policy.require_encryption if policy.require_encryption is not None
                else defaults.require_encryption)
@@ -309,6 +312,7 @@ def effective(
         pick(policy.retention, defaults.retention),
         bool(encrypt),
         pick(policy.max_verify_age, defaults.max_verify_age),
+        pick(policy.max_migration_lag, defaults.max_migration_lag),
     )
 
 

@@ -14,6 +14,8 @@
   restore (`retention`); compared with the oldest restore point. Only jobs with a promise.
 - `bacula_sla_encryption_required{catalog,client,job}`: 1 for jobs whose policy sets
   `require_encryption: true`; absent for the others.
+- `bacula_sla_max_migration_lag_seconds{catalog,client,job}`: how far the newest migrated backup
+  may lag behind the newest backup, like the copy lag. Only jobs whose policy sets it.
 - `bacula_sla_max_verify_age_seconds{catalog,client,job}`: how old the last passed run of a verify
   job may get (`max_verify_age`); for the verify jobs seen whose policy sets it.
 """
@@ -40,6 +42,8 @@ FAMILIES: tuple[tuple[str, str, str], ...] = (
      "How far back restores are promised by the SLA policy (oldest restore point's minimum age)."),
     ("bacula_sla_encryption_required", "gauge",
      "1 for every job whose SLA policy requires its backups to be encrypted."),
+    ("bacula_sla_max_migration_lag_seconds", "gauge",
+     "Maximum lag of the newest migrated backup behind the newest backup allowed by the SLA."),
     ("bacula_sla_max_verify_age_seconds", "gauge",
      "Maximum age of the last passed run of this verify job allowed by the SLA policy."),
 )
@@ -96,6 +100,8 @@ def sla_samples(
             out.append(Sample("bacula_sla_retention_seconds", base, sla.retention))
         if sla.require_encryption:
             out.append(Sample("bacula_sla_encryption_required", base, 1.0))
+        if sla.max_migration_lag is not None:
+            out.append(Sample("bacula_sla_max_migration_lag_seconds", base, sla.max_migration_lag))
     for catalog, client, job in sorted(set(verifies)):
         limit = effective(policies, defaults, catalog, client, job).max_verify_age
         if limit is not None:

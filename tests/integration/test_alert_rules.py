@@ -22,6 +22,7 @@ REQUIRED = {
     "BaculaBackupNotEncrypted", "BaculaExporterStateDatabaseDown", "BaculaExporterNoLeader",
     "BaculaVerifyFailed", "BaculaAdminJobFailed", "BaculaPoolFillingUp",
     "BaculaPoolNoWritableVolumes", "BaculaVerifyTooOld",
+    "BaculaMigrationLagging",
 }
 
 

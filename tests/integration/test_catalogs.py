@@ -466,15 +466,18 @@ def test_copy_rows_settle_before_they_count(
     poll(poller)
     series = poller.model.series[key]
     assert series.runs == runs and series.last_copy == 1772557320 and recorder.jobs == [40]
-    # A migration's new row stays Type B: after the settling time it counts as a backup.
+    # A migration's new row stays Type B: after the settling time it is the migrated data
+    # (handed on, but no new run: the original was counted when it ran).
     cat.execute("INSERT INTO Job (JobId, Job, Name, Type, Level, ClientId, JobStatus, SchedTime, "
                 "JobTDate, PriorJobId) VALUES (41, 'm41', 'BackupAlpha', 'B', 'I', 1, 'T', "
                 "'2026-03-10 00:00:00', 1772557400, 2)")
     poll(poller)
-    assert poller.model.series[key].runs == runs
+    assert poller.model.series[key].last_migration is None
     time.sleep(1.1)
     poll(poller)
-    assert poller.model.series[key].runs == runs + 1 and recorder.jobs == [40, 41]
+    series = poller.model.series[key]
+    assert series.runs == runs and series.last_migration == 1772557400
+    assert recorder.jobs == [40, 41]
     poller.close()
 
 

@@ -116,3 +116,51 @@ def test_window_follows_the_sla_retention(make_catalog: Any) -> None:
     assert value(found, "bacula_job_restore_points", catalog=cat.config().name, client="a-fd",
                  job="B-a-fd") == 1
     poller.close()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("engine", ENGINES)
+def test_migrated_backup_keeps_its_place(make_catalog: Any, engine: str) -> None:
+    """A migrated full (Type M, its new B row on another volume) still starts the chain."""
+    now = float(int(time.time()))
+    cat = make_catalog(engine, "Europe/Berlin")
+    b = CatalogBuilder(ZoneInfo("Europe/Berlin"))
+    disk = b.volume("Disk-1", "Full", "Purged", 1, now)  # purged after the migration
+    tape = b.volume("Tape-1", "Tape", "Full", 1, now)
+    t0 = now - 20 * D
+    full = b.job("B-m-fd", "m-fd", t0, t0 + 60, type_="M", bytes_=1000)
+    b.job_media(full, disk)
+    for day in (1, 2):
+        b.job_media(b.job("B-m-fd", "m-fd", t0 + day * D, t0 + day * D + 60, level="I"), tape)
+    # Days later the migration: a control job and the new row with the full's times.
+    b.job("MigrateToTape", "m-fd", t0 + 3 * D, t0 + 3 * D + 60, type_="g")
+    moved = b.job("B-m-fd", "m-fd", t0, t0 + 60, prior_job_id=full, pool="Tape", bytes_=1000)
+    b.job_media(moved, tape)
+    with closing(cat.cursor()) as cur:
+        b.write(cur, engine, 1024)
+    cat.conn.commit()
+    sla = SlaConfig.model_validate({"defaults": {"max_migration_lag": "1d"}})
+    poller = CatalogPoller(cat.config(restore_window="30d"), sla=sla, settle=0.0)
+    found = poll(poller)
+    name = cat.config().name
+
+    def get(metric: str, **labels: str) -> float | None:
+        return value(found, metric, catalog=name, client="m-fd", job="B-m-fd", **labels)
+
+    assert get("bacula_job_restore_points") == 3  # the moved full and both incrementals
+    assert get("bacula_job_oldest_restore_point_timestamp_seconds") == t0 + 60
+    assert get("bacula_job_restore_chain_jobs") == 3
+    assert get("bacula_job_last_success_timestamp_seconds", level="full") == t0 + 60
+    assert get("bacula_job_last_migration_timestamp_seconds", level="full") == t0 + 60
+    assert get("bacula_job_runs_total", level="full") == 1  # the original run, once
+    assert get("bacula_sla_max_migration_lag_seconds") == D
+    # An incremental migrated later: no new run, and the last success does not go back.
+    cat.execute("UPDATE Job SET Type = 'M' WHERE JobId = 2")
+    cat.execute("INSERT INTO Job (JobId, Job, Name, Type, Level, ClientId, JobStatus, JobTDate, "
+                "PriorJobId, PoolId) VALUES (9, 'B-m-fd.9', 'B-m-fd', 'B', 'I', 1, 'T', %s, 2, 2)",
+                (int(t0 + D + 60),))
+    found = poll(poller)
+    assert get("bacula_job_last_success_timestamp_seconds", level="incremental") == t0 + 2 * D + 60
+    assert get("bacula_job_last_migration_timestamp_seconds", level="incremental") == t0 + D + 60
+    assert get("bacula_job_runs_total", level="incremental") == 2
+    poller.close()

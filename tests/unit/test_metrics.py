@@ -39,7 +39,7 @@ def hand_state() -> CatalogModel:
         last_success=Run(9, 1789900000.0, StatusClass.WARNING, 123456789012, 4321, 1800.5,
                          encrypted=True),
         last_failure=Run(10, 1790000000.0, StatusClass.ERROR, 0, 0, 5.0),
-        runs=7, failures=2, last_copy=1789900000.0,
+        runs=7, failures=2, last_copy=1789900000.0, last_migration=1789000000.0,
     )
     s.series[("web01-fd", "Backup-web01", "incremental")] = Series(runs=1, failures=1, last_run=(
         Run(11, 1790001000.0, StatusClass.CANCELED, 0, 0, 0.0)))
@@ -70,6 +70,7 @@ def hand_state() -> CatalogModel:
 SLA = SlaConfig.model_validate({"policies": [{
     "match": {"client": "web01-fd"}, "max_copy_lag": "1d", "max_runtime": "6h",
     "retention": "30d", "require_encryption": True, "max_verify_age": "7d",
+    "max_migration_lag": "8d",
     "quiet_hours": [{"from": "08:00", "to": "18:00", "timezone": "UTC"}],
     "expected_jobs": [{"catalog": "main", "client": "web01-fd", "job": "Backup-web01-db"}],
 }]})

@@ -321,7 +321,8 @@ def test_every_sample_belongs_to_a_family() -> None:
     p = policy(match={"catalog": "main"}, max_copy_lag="1d",
                quiet_hours=[{"from": "00:00", "to": "24:00"}],
                expected_jobs=[{"client": "c", "job": "j"}],
-               retention="14d", require_encryption=True, max_verify_age="7d")
+               retention="14d", require_encryption=True, max_verify_age="7d",
+               max_migration_lag="8d")
     samples = sla_samples([p], Defaults(), [("main", "c", "j", "full")], utc(2025, 1, 1),
                           [("main", "c", "v")])
     assert {s.name for s in samples} == names
