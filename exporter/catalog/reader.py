@@ -131,23 +131,23 @@ class Reader:
         bad = sql_codes(UNUSABLE_VOLUMES)
         rows = session.query(
             "SELECT j.JobId, j.ClientId, j.Name, j.Level, j.JobTDate, COUNT(m.MediaId), "
-            f"SUM(CASE WHEN m.VolStatus IN ({bad}) THEN 1 ELSE 0 END) "
+            f"SUM(CASE WHEN m.VolStatus IN ({bad}) THEN 1 ELSE 0 END), j.JobBytes "
             "FROM Job j LEFT JOIN JobMedia jm ON jm.JobId = j.JobId "
             "LEFT JOIN Media m ON m.MediaId = jm.MediaId "
             f"WHERE j.JobId >= %s AND j.JobTDate >= %s AND j.Type = '{BACKUP}' "
             f"AND j.JobStatus IN ({sql_codes(SUCCESS_CODES)}) "
-            "GROUP BY j.JobId, j.ClientId, j.Name, j.Level, j.JobTDate",
+            "GROUP BY j.JobId, j.ClientId, j.Name, j.Level, j.JobTDate, j.JobBytes",
             [self.window_start, since],
         )
         jobs: dict[tuple[str, str], list[BackupJob]] = {}
-        for job_id, client_id, name, level, tdate, volumes, unusable in rows:
+        for job_id, client_id, name, level, tdate, volumes, unusable, size in rows:
             client, job, code = model.clients.get(as_int(client_id)), as_text(name, model), as_text(
                 level, model)
             if client is None or job is None or code is None:
                 continue
             usable = as_int(volumes) > 0 and as_int(unusable) == 0
             jobs.setdefault((client.name, job), []).append(
-                BackupJob(as_int(job_id), float(as_int(tdate)), code, usable)
+                BackupJob(as_int(job_id), float(as_int(tdate)), code, usable, as_int(size))
             )
         return {key: coverage(found) for key, found in jobs.items()}
 

@@ -72,6 +72,8 @@ STATE_FAMILIES = _families(
      "Newest point in time that can be restored from the catalog."),
     ("bacula_job_restore_chain_jobs", "gauge",
      "Jobs (full, differential, incrementals) needed to restore the newest point."),
+    ("bacula_job_restorable_bytes", "gauge",
+     "Bytes of the good backups in the restore window that some restore point needs."),
     ("bacula_client_info", "gauge", "1 for every Client row of the catalog."),
     ("bacula_restore_runs_total", "counter", "Finished restore jobs by client and status class."),
     ("bacula_verify_last_run_timestamp_seconds", "gauge",
@@ -151,6 +153,7 @@ def render_state(catalog: str, state: CatalogModel) -> Lines:
     for (client, job), cover in sorted(state.coverage.items()):
         key = f'{cat},client="{escape(client)}",job="{escape(job)}"'
         out["bacula_job_restore_points"].append(f"{{{key}}} {cover.points if cover else 0}")
+        out["bacula_job_restorable_bytes"].append(f"{{{key}}} {cover.bytes if cover else 0}")
         if cover is not None:
             out["bacula_job_oldest_restore_point_timestamp_seconds"].append(
                 f"{{{key}}} {number(cover.oldest)}"

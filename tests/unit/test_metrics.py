@@ -61,7 +61,8 @@ def hand_state() -> CatalogModel:
         ("admin", "", "CatalogMaintenance", ""): Check(
             Run(21, 1790002600.0, StatusClass.OK, 0, 0, 2.0), 1790002600.0, 5, 0),
     }
-    s.coverage = {("web01-fd", "Backup-web01"): Coverage(1789000000.0, 1789900000.0, 9, 3),
+    s.coverage = {("web01-fd", "Backup-web01"): Coverage(1789000000.0, 1789900000.0, 9, 3,
+                                                         456789),
                   ("web01-fd", "Backup-gone"): None}  # nothing left to restore
     return s
 
