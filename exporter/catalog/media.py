@@ -33,6 +33,8 @@ class Volume:
     storage: str  # the Storage resource it was last in, "" when unknown
     recycle_pool: str  # the pool a recycled volume moves to, "" for its own
     enabled: bool = True  # Media.Enabled = 1: Bacula picks no other volume to write
+    name: str = ""  # VolumeName
+    bytes: int = 0  # VolBytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,13 @@ class Lifecycle:
     in_changer_appendable: dict[str, int] = field(default_factory=dict)  # storage -> volumes
     appendable: int = 0  # enabled volumes in Append status
     headroom: dict[str, float] = field(default_factory=dict)  # source -> volumes, see headroom()
+
+
+def expires_at(volume: Volume) -> float | None:
+    """Return when a Full or Used volume's retention ends and Bacula may recycle it."""
+    if not volume.recycle or volume.status not in EXPIRING or volume.last_written is None:
+        return None
+    return volume.last_written + volume.retention
 
 
 def recyclable_at(volume: Volume, when: float) -> bool:

@@ -18,7 +18,7 @@ from exporter.catalog.codes import (
     is_success,
     level_name,
 )
-from exporter.catalog.media import Lifecycle, PoolRules
+from exporter.catalog.media import Lifecycle, PoolRules, Volume
 from exporter.catalog.records import (
     Aggregate,
     Check,
@@ -50,6 +50,7 @@ class CatalogModel:
     coverage: dict[tuple[str, str], Coverage | None] = field(default_factory=dict)
     media: dict[str, Lifecycle] = field(default_factory=dict)  # pool -> lifecycle figures
     pool_rules: dict[int, PoolRules] = field(default_factory=dict)  # PoolId -> limits and links
+    volumes: list[Volume] = field(default_factory=list)  # only with expose_volumes
     # (kind, client, job, level) of verify and admin jobs; client "" when the row names none.
     checks: dict[tuple[str, str, str, str], Check] = field(default_factory=dict)
     generation: int = 0  # bumped on every change, so renderers know when to redo their work
@@ -67,10 +68,11 @@ class CatalogModel:
             self.pools = pools
             self.generation += 1
 
-    def set_media(self, media: dict[str, Lifecycle], rules: dict[int, PoolRules]) -> None:
-        """Replace the media lifecycle per pool and the pools' rules."""
-        if media != self.media or rules != self.pool_rules:
-            self.media, self.pool_rules = media, rules
+    def set_media(self, media: dict[str, Lifecycle], rules: dict[int, PoolRules],
+                  volumes: list[Volume]) -> None:
+        """Replace the media lifecycle per pool, the pools' rules and the exposed volumes."""
+        if media != self.media or rules != self.pool_rules or volumes != self.volumes:
+            self.media, self.pool_rules, self.volumes = media, rules, volumes
             self.generation += 1
 
     def set_coverage(self, coverage: dict[tuple[str, str], Coverage | None]) -> None:

@@ -61,6 +61,7 @@ class Reader:
     restore_window: float = 0.0
     window_start: int = 0  # lowest JobId that can lie inside the restore window
     settle: float = SETTLE  # how long a provisional row is held back
+    expose_volumes: bool = False  # keep every volume for its own series
     # Jobs applied to the model but not yet handed on (kept across a poll that failed late).
     unreported: list[JobRecord] = field(default_factory=list)
 
@@ -87,9 +88,7 @@ class Reader:
         self.client_watermark = max([self.client_watermark, *clients])
         if full:
             # Expiry moves with the clock: re-read with the full refresh, not after every job.
-            pools, media, rules = read_media(session, model, self.zone, self.info)
-            model.set_pools(pools)
-            model.set_media(media, rules)
+            read_media(session, model, self.zone, self.info, self.expose_volumes)
             if self.restore_window > 0:
                 model.set_coverage(self._coverage(session, model))
             self.last_refresh = time.monotonic()

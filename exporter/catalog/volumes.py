@@ -7,7 +7,7 @@ import time
 from zoneinfo import ZoneInfo
 
 from exporter.catalog.engines import Session
-from exporter.catalog.media import Lifecycle, PoolRules, Volume, headroom, lifecycle
+from exporter.catalog.media import PoolRules, Volume, headroom, lifecycle
 from exporter.catalog.model import CatalogModel, Pool
 from exporter.catalog.rows import CatalogInfo, as_int, as_text
 from exporter.catalog.times import local_to_epoch
@@ -45,7 +45,8 @@ def read_volumes(session: Session, model: CatalogModel, zone: ZoneInfo) -> list[
     """Read what the media lifecycle needs of every volume (one pass over Media)."""
     rows = session.query(
         "SELECT p.Name, m.VolStatus, m.LastWritten, m.VolRetention, m.Recycle, m.VolErrors, "
-        "m.InChanger, s.Name, rp.Name, m.Enabled FROM Media m JOIN Pool p ON p.PoolId = m.PoolId "
+        "m.InChanger, s.Name, rp.Name, m.Enabled, m.VolumeName, m.VolBytes "
+        "FROM Media m JOIN Pool p ON p.PoolId = m.PoolId "
         "LEFT JOIN Storage s ON s.StorageId = m.StorageId "
         "LEFT JOIN Pool rp ON rp.PoolId = m.RecyclePoolId"
     )
@@ -59,7 +60,8 @@ def read_volumes(session: Session, model: CatalogModel, zone: ZoneInfo) -> list[
             retention=float(as_int(row[3])), recycle=as_int(row[4]) != 0,
             errors=as_int(row[5]), in_changer=as_int(row[6]) != 0,
             storage=as_text(row[7], model) or "", recycle_pool=as_text(row[8], model) or "",
-            enabled=as_int(row[9]) == 1,
+            enabled=as_int(row[9]) == 1, name=as_text(row[10], model) or "",
+            bytes=max(0, as_int(row[11])),
         ))
     return volumes
 
@@ -90,11 +92,15 @@ def read_pool_rules(
 
 
 def read_media(
-    session: Session, model: CatalogModel, zone: ZoneInfo, info: CatalogInfo | None
-) -> tuple[dict[str, Pool], dict[str, Lifecycle], dict[int, PoolRules]]:
-    """Read pools, the media lifecycle per pool (as of now) and the pools' rules."""
+    session: Session, model: CatalogModel, zone: ZoneInfo, info: CatalogInfo | None,
+    keep_volumes: bool = False,
+) -> None:
+    """Read pools, the media lifecycle per pool (as of now), the pools' rules, and the volumes
+    themselves when they are to be exposed."""
     pools = read_pools(session, model, info)
-    media = lifecycle(read_volumes(session, model, zone), time.time())
+    volumes = read_volumes(session, model, zone)
+    media = lifecycle(volumes, time.time())
     rules = read_pool_rules(session, model, pools)
     headroom(rules.values(), media)
-    return pools, media, rules
+    model.set_pools(pools)
+    model.set_media(media, rules, volumes if keep_volumes else [])

@@ -3,6 +3,7 @@
 from collections import Counter
 
 from exporter.catalog.codes import BACKUP, level_name
+from exporter.catalog.media import expires_at
 from exporter.catalog.model import CatalogModel
 from exporter.exposition.text import Lines, escape, number
 
@@ -25,6 +26,13 @@ POOL_FAMILIES: tuple[tuple[str, str, str], ...] = (
      "labels new volumes without a limit)."),
     ("bacula_pool_jobs", "gauge",
      "Backup jobs (client, job, level) whose last run used this pool, or whose copies go to it."),
+    # Per volume, only with the catalog's expose_volumes: true.
+    ("bacula_volume_status", "gauge", "1 for the status of a volume (expose_volumes)."),
+    ("bacula_volume_bytes", "gauge", "Bytes on a volume (expose_volumes)."),
+    ("bacula_volume_last_written_timestamp_seconds", "gauge",
+     "When a volume was last written (expose_volumes)."),
+    ("bacula_volume_expires_timestamp_seconds", "gauge",
+     "When a Full or Used volume's retention ends and Bacula may recycle it (expose_volumes)."),
 )
 
 
@@ -52,6 +60,16 @@ def render_pools(cat: str, state: CatalogModel, out: Lines) -> None:
         for source, room in media.headroom.items():
             out["bacula_pool_headroom_volumes"].append(
                 f'{{{pool_key},source="{source}"}} {number(room)}')
+    for vol in sorted(state.volumes, key=lambda v: (v.pool, v.name)):
+        key = f'{cat},pool="{escape(vol.pool)}",volume="{escape(vol.name)}"'
+        out["bacula_volume_status"].append(f'{{{key},status="{escape(vol.status)}"}} 1')
+        out["bacula_volume_bytes"].append(f"{{{key}}} {vol.bytes}")
+        if vol.last_written is not None:
+            out["bacula_volume_last_written_timestamp_seconds"].append(
+                f"{{{key}}} {number(vol.last_written)}")
+        expires = expires_at(vol)
+        if expires is not None:
+            out["bacula_volume_expires_timestamp_seconds"].append(f"{{{key}}} {number(expires)}")
     used = pool_jobs(state)
     for name in sorted({rule.name for rule in state.pool_rules.values()}):
         out["bacula_pool_jobs"].append(f'{{{cat},pool="{escape(name)}"}} {used[name]}')

@@ -180,7 +180,7 @@ class CatalogPoller:
                     # leave no half-read state behind for the next poll to build on.
                     model = CatalogModel(warning_is_success=self.cfg.warning_is_success)
                     reader = Reader(self.cfg.zone, info=info, restore_window=self._window(),
-                                    settle=self.settle)
+                                    settle=self.settle, expose_volumes=self.cfg.expose_volumes)
                     reader.cold_start(session, model)
                     self.model, self.reader = model, reader
                     if self.listener is not None:

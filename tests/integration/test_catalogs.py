@@ -696,3 +696,31 @@ def test_pool_headroom_scratch_and_recycle_pool(
     assert (jobs("Locked"), jobs("Tape"), jobs("Scratch")) == (1, 0, 0)
     assert (jobs("Full"), jobs("Offsite")) == (8, 8)
     poller.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_volumes_exposed_only_when_asked(make_catalog: Any, engine: str) -> None:
+    """expose_volumes: true adds series per volume; without it there are none."""
+    cat = make_catalog(engine, scenario.ZONE)
+    write_scenario(cat, 1026)
+    cat.execute("UPDATE Media SET Recycle = 1, VolRetention = 86400 WHERE VolumeName = 'Full-0001'")
+    off = CatalogPoller(cat.config())
+    assert not [k for k in poll(off) if k[0].startswith("bacula_volume_")]
+    off.close()
+    on = CatalogPoller(cat.config(expose_volumes=True))
+    found = poll(on)
+    name = cat.config().name
+
+    def got(metric: str, volume: str, **labels: str) -> float | None:
+        pool = volume.split("-")[0]
+        return value(found, metric, catalog=name, pool=pool, volume=volume, **labels)
+
+    assert got("bacula_volume_status", "Full-0001", status="full") == 1
+    assert got("bacula_volume_status", "Offsite-0001", status="append") == 1
+    assert [got("bacula_volume_bytes", v) for v in ("Full-0001", "Full-0002", "Full-0003")] == [
+        5000, 3000, 1000]
+    assert got("bacula_volume_last_written_timestamp_seconds", "Full-0002") == scenario.T0
+    assert got("bacula_volume_expires_timestamp_seconds", "Full-0001") == scenario.T0 + 86400
+    assert got("bacula_volume_expires_timestamp_seconds", "Full-0002") is None  # Recycle = no
+    assert len([k for k in found if k[0] == "bacula_volume_status"]) == 4
+    on.close()

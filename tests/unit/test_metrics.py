@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from exporter.catalog.codes import StatusClass
-from exporter.catalog.media import Lifecycle, PoolRules
+from exporter.catalog.media import Lifecycle, PoolRules, Volume
 from exporter.catalog.model import CatalogModel, Check, Client, JobRecord, Pool, Run, Series
 from exporter.catalog.restore_points import Coverage
 from exporter.exposition.metrics import (
@@ -51,6 +51,10 @@ def hand_state() -> CatalogModel:
     s.media = {"Full": Lifecycle({"now": 1, "1d": 2, "7d": 4}, 1, {"Autochanger1": 3},
                                  {"Autochanger1": 1}, 2,
                                  {"append": 2, "recyclable": 1, "scratch": 3, "new": math.inf})}
+    s.volumes = [Volume("Full", "full", 1789000000.0, 30 * 86400.0, True, 0, True, "Autochanger1",
+                        "", name="Full-0001", bytes=5_000_000),
+                 Volume("Full", "append", None, 30 * 86400.0, True, 0, True, "Autochanger1",
+                        "", name="Full-0002")]
     s.pool_rules = {1: PoolRules(1, "Full", 10, 7, True, "Scratch", "Offsite"),
                     2: PoolRules(2, "Offsite", 0, 0, False, "", "")}
     s.series[("web01-fd", "Backup-web01", "full")].last_run.pool_id = 1  # type: ignore[union-attr]
