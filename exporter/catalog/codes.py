@@ -62,7 +62,7 @@ MIGRATED = "M"  # a backup whose data a migration moved to a new Type B row (Pri
 COPY = "C"
 RESTORE = "R"
 # Jobs that prove or maintain rather than back up: each has its own last run and status.
-CHECKS = {"V": "verify", "D": "admin"}
+CHECKS = {"V": "verify", "D": "admin", "O": "consolidate"}  # O: Bareos Always Incremental
 
 
 def classify(status: str, errors: int) -> StatusClass | None:

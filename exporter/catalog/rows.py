@@ -32,6 +32,13 @@ ENCRYPTED = (
     "COALESCE(NULLIF(Encrypted, 0), (SELECT MIN(m.VolEncrypted) FROM JobMedia jm "
     "JOIN Media m ON m.MediaId = jm.MediaId WHERE jm.JobId = Job.JobId), 0)"
 )
+# Bareos records only the Storage daemon's volume encryption (Media.EncryptionKey, e.g. LTO drive
+# keys): 1 when every volume the job wrote has a key, else NULL (the File daemon's encryption is
+# not recorded, so "not encrypted" cannot be told).
+BAREOS_ENCRYPTED = (
+    "(SELECT CASE WHEN MIN(CASE WHEN m.EncryptionKey <> '' THEN 1 ELSE 0 END) = 1 THEN 1 END "
+    "FROM JobMedia jm JOIN Media m ON m.MediaId = jm.MediaId WHERE jm.JobId = Job.JobId)"
+)
 # Long texts for when the Status table lacks a code (it differs between versions).
 DEFAULT_STATUS_TEXT = {code: text for code, text, _ in STATUS_ROWS_96 + STATUS_ROWS_15}
 
@@ -96,6 +103,8 @@ def job_columns(info: CatalogInfo | None) -> str:
     has_real = info is not None and info.has_real_start
     bacula15 = (f"RealStartTime, RealEndTime, {ENCRYPTED}, StatusInfo, isVirtualFull"
                 if has_real else "NULL, NULL, NULL, NULL, NULL")
+    if info is not None and info.product == "bareos":
+        bacula15 = f"NULL, NULL, {BAREOS_ENCRYPTED}, NULL, NULL"
     return (
         "JobId, Job, Name, Type, Level, ClientId, JobStatus, JobErrors, JobFiles, JobBytes, "
         f"SchedTime, StartTime, EndTime, JobTDate, PriorJobId, PoolId, {bacula15}"

@@ -10,6 +10,7 @@ from prometheus_client import REGISTRY, generate_latest
 
 from exporter import __version__
 from exporter.catalog.model import CatalogModel
+from exporter.exposition.checks import CHECK_FAMILIES, render_checks
 from exporter.exposition.pools import POOL_FAMILIES, render_pools
 from exporter.exposition.sla import QuietHours, SlaConfig, effective, quiet_hours_active
 from exporter.exposition.sla_samples import FAMILIES as SLA_FAMILIES
@@ -76,21 +77,7 @@ STATE_FAMILIES = _families(
      "Bytes of the good backups in the restore window that some restore point needs."),
     ("bacula_client_info", "gauge", "1 for every Client row of the catalog."),
     ("bacula_restore_runs_total", "counter", "Finished restore jobs by client and status class."),
-    ("bacula_verify_last_run_timestamp_seconds", "gauge",
-     "End of the last finished run of this verify job at this level."),
-    ("bacula_verify_last_run_status", "gauge",
-     "1 for the status class of the last finished verify run (differences: data did not match)."),
-    ("bacula_verify_last_success_timestamp_seconds", "gauge",
-     "End of the last verify run that found no differences."),
-    ("bacula_verify_runs_total", "counter", "Finished verify runs."),
-    ("bacula_verify_failures_total", "counter",
-     "Verify runs that found differences, failed or were canceled."),
-    ("bacula_admin_last_run_timestamp_seconds", "gauge",
-     "End of the last finished run of this admin job."),
-    ("bacula_admin_last_run_status", "gauge",
-     "1 for the status class of the last finished run of this admin job."),
-    ("bacula_admin_runs_total", "counter", "Finished admin job runs."),
-    ("bacula_admin_failures_total", "counter", "Admin job runs that failed or were canceled."),
+    *CHECK_FAMILIES,
     *POOL_FAMILIES,
     ("bacula_catalog_skipped_rows_total", "counter",
      "Catalog rows skipped or repaired because they were unusable, by reason."),
@@ -170,19 +157,7 @@ def render_state(catalog: str, state: CatalogModel) -> Lines:
         out["bacula_restore_runs_total"].append(
             f'{{{cat},client="{escape(client)}",status="{status}"}} {count}'
         )
-    for (kind, client, job, level), check in sorted(state.checks.items()):
-        key = f'{cat},client="{escape(client)}",job="{escape(job)}"'
-        if kind == "verify":
-            key += f',level="{escape(level)}"'
-        if check.last_run is not None:
-            run = check.last_run
-            out[f"bacula_{kind}_last_run_timestamp_seconds"].append(f"{{{key}}} {number(run.time)}")
-            out[f"bacula_{kind}_last_run_status"].append(f'{{{key},status="{run.status.value}"}} 1')
-        if kind == "verify" and check.last_success is not None:
-            out["bacula_verify_last_success_timestamp_seconds"].append(
-                f"{{{key}}} {number(check.last_success)}")
-        out[f"bacula_{kind}_runs_total"].append(f"{{{key}}} {check.runs}")
-        out[f"bacula_{kind}_failures_total"].append(f"{{{key}}} {check.failures}")
+    render_checks(cat, state, out)
     render_pools(cat, state, out)
     for reason, count in sorted(state.skipped.items()):
         out["bacula_catalog_skipped_rows_total"].append(f'{{{cat},reason="{reason}"}} {count}')
@@ -200,9 +175,8 @@ def render_sla(catalog: str, state: CatalogModel, sla: SlaConfig) -> tuple[Lines
     }
     out: Lines = {}
     quiet: Quiet = []
-    verifies = {(catalog, client, job) for kind, client, job, _ in dict(state.checks)
-                if kind == "verify"}
-    for sample in sla_samples(sla.policies, sla.defaults, seen, datetime.now(UTC), verifies):
+    checks = {(kind, catalog, client, job) for kind, client, job, _ in dict(state.checks)}
+    for sample in sla_samples(sla.policies, sla.defaults, seen, datetime.now(UTC), checks):
         if sample.labels["catalog"] != catalog:
             continue  # an expected job of another catalog
         text = labels(**sample.labels)

@@ -116,14 +116,15 @@ def overview(
             if last is None:
                 continue
             failed = last.status in FAILED
-            limit = max_age(name, client, job, level) if kind == "verify" else None
+            aged = kind in ("verify", "consolidate")
+            limit = max_age(name, client, job, level or kind) if aged else None
             late = limit is not None and now - (check.last_success or 0.0) > limit
             verdict = Standing.LATE if late else Standing.FAILING if failed else Standing.OK
             reason = f"{kind} job ended {last.status.value}" if failed else ""
             rows.append(StatusRow(
                 name, client, job, level or kind, verdict, check.last_success, limit,
                 last.status.value, last.time if failed else None,
-                reason or ("no verify passed within max_verify_age" if late else ""), None, 0))
+                reason or (f"no {kind} passed within its SLA age" if late else ""), None, 0))
         for info_ in list(model.clients.values()):
             if info_.name not in seen_clients:
                 # A registered client that never ran a backup: the case nobody else alerts on.
@@ -179,15 +180,16 @@ def level_of_trouble(rows: list[StatusRow], health: list[CatalogHealth]) -> tupl
 
 
 def sla_max_age(sla: SlaConfig) -> AgeLimit:
-    """Return the max-age lookup of the SLA policies (max_verify_age for verify levels)."""
+    """Return the max-age lookup of the SLA policies (and of verify and consolidate jobs)."""
 
     @lru_cache(maxsize=65536)
     def limits(catalog: str, client: str, job: str) -> Mapping[str, float | None]:
         sla_ = effective(sla.policies, sla.defaults, catalog, client, job)
-        return {**sla_.max_age, "verify": sla_.max_verify_age}
+        return {**sla_.max_age, "verify": sla_.max_verify_age,
+                "consolidate": sla_.max_consolidate_age}
 
     def lookup(catalog: str, client: str, job: str, level: str) -> float | None:
-        # Verify levels (verify-catalog, verify-volume-to-catalog...) share max_verify_age.
+        # Verify levels (verify-catalog...) share max_verify_age; "consolidate" its own age.
         return limits(catalog, client, job).get("verify" if level.startswith("verify") else level)
 
     return lookup

@@ -22,7 +22,7 @@ REQUIRED = {
     "BaculaBackupNotEncrypted", "BaculaExporterStateDatabaseDown", "BaculaExporterNoLeader",
     "BaculaVerifyFailed", "BaculaAdminJobFailed", "BaculaPoolFillingUp",
     "BaculaPoolNoWritableVolumes", "BaculaVerifyTooOld",
-    "BaculaMigrationLagging",
+    "BaculaMigrationLagging", "BaculaConsolidateFailed", "BaculaConsolidateOverdue",
 }
 
 

@@ -724,3 +724,52 @@ def test_volumes_exposed_only_when_asked(make_catalog: Any, engine: str) -> None
     assert got("bacula_volume_expires_timestamp_seconds", "Full-0002") is None  # Recycle = no
     assert len([k for k in found if k[0] == "bacula_volume_status"]) == 4
     on.close()
+
+
+@pytest.mark.parametrize("version", [2210, 2250])
+def test_bareos_consolidate_and_volume_encryption(make_catalog: Any, version: int) -> None:
+    """Bareos: consolidate jobs (Type O) have their own series and rows; EncryptionKey counts."""
+    cat = make_catalog("postgresql", scenario.ZONE)
+    b = scenario.build()
+    now = time.time()
+    b.job("Consolidate", "alpha-fd", now - 2 * 86400, now - 2 * 86400 + 60, type_="O",
+          level="F", job_id=30)
+    b.job("Consolidate", "alpha-fd", now - 3600, now - 3000, type_="O", level="F", status="f",
+          job_id=31)
+    b.job("ConsolidateLab", "beta-fd", now - 3600, now - 3000, type_="O", level="F", job_id=32)
+    keyed = b.volume("Tape-0001", "Full", "Append", 100, now)
+    b.rows["Media"][-1]["EncryptionKey"] = "k3y"
+    b.job_media(1, keyed)  # the scenario's first full wrote only to the keyed tape
+    b.job_media(5, keyed)  # BackupBeta's full wrote to it and to a volume without a key
+    b.job_media(5, 1)
+    with closing(cat.cursor()) as cur:
+        b.write(cur, cat.engine, version)
+    cat.conn.commit()
+    sla = SlaConfig.model_validate({"policies": [
+        {"match": {"job": "ConsolidateLab"}, "max_consolidate_age": "off"}]})
+    poller = CatalogPoller(cat.config(), sla=sla)
+    found = poll(poller)
+    name = cat.config().name
+
+    def got(metric: str, **labels: str) -> float | None:
+        return value(found, metric, catalog=name, **labels)
+
+    job = {"client": "alpha-fd", "job": "Consolidate"}
+    assert got("bacula_consolidate_last_run_status", **job, status="error") == 1
+    assert got("bacula_consolidate_last_success_timestamp_seconds", **job) == int(
+        now - 2 * 86400 + 60)
+    assert (got("bacula_consolidate_runs_total", **job),
+            got("bacula_consolidate_failures_total", **job)) == (2, 1)
+    assert got("bacula_sla_max_consolidate_age_seconds", **job) == 26 * 3600
+    assert got("bacula_sla_max_consolidate_age_seconds", client="beta-fd",
+               job="ConsolidateLab") is None
+    assert got("bacula_job_last_success_encrypted", client="alpha-fd", job="BackupAlpha",
+               level="full") == 1
+    assert got("bacula_job_last_success_encrypted", client="beta-fd", job="BackupBeta",
+               level="full") is None  # one volume without a key: unknown, not "no"
+    rows, _ = overview([poller], sla_max_age(sla), now)
+    (row,) = [r for r in rows if r.job == "Consolidate"]
+    assert (row.level, row.standing) == ("consolidate", Standing.LATE)
+    (lab,) = [r for r in rows if r.job == "ConsolidateLab"]
+    assert lab.standing is Standing.OK
+    poller.close()

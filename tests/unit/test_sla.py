@@ -324,7 +324,7 @@ def test_every_sample_belongs_to_a_family() -> None:
                retention="14d", require_encryption=True, max_verify_age="7d",
                max_migration_lag="8d")
     samples = sla_samples([p], Defaults(), [("main", "c", "j", "full")], utc(2025, 1, 1),
-                          [("main", "c", "v")])
+                          [("verify", "main", "c", "v"), ("consolidate", "main", "c", "ai")])
     assert {s.name for s in samples} == names
 
 
@@ -333,8 +333,8 @@ def test_max_verify_age_for_verify_jobs_only_from_policy_or_defaults() -> None:
     defaults = Defaults.model_validate({"max_verify_age": "30d"})
     db = policy(match={"client": "db*"}, max_verify_age="7d")
     lab = policy(match={"client": "lab"}, max_verify_age="off")
-    verifies = [("main", "db1", "VerifyDb1"), ("main", "web", "VerifyWeb"),
-                ("main", "lab", "VerifyLab")]
+    verifies = [("verify", "main", "db1", "VerifyDb1"), ("verify", "main", "web", "VerifyWeb"),
+                ("verify", "main", "lab", "VerifyLab")]
     samples = [s for s in sla_samples([db, lab], defaults, [("main", "db1", "BackupDb1", "full")],
                                       utc(2025, 1, 1), verifies)
                if s.name == "bacula_sla_max_verify_age_seconds"]
@@ -351,6 +351,17 @@ def test_status_lookup_gives_verify_levels_their_max_verify_age() -> None:
     assert lookup("main", "db1", "VerifyDb1", "verify-volume-to-catalog") == 2 * D
     assert lookup("main", "db1", "BackupDb1", "full") == 7 * D
     assert lookup("main", "web", "VerifyWeb", "verify-catalog") is None
+    assert lookup("main", "db1", "Consolidate", "consolidate") == 26 * H  # built in
+
+
+def test_consolidate_age_is_built_in_and_can_be_lifted() -> None:
+    """Bareos consolidate jobs get 26h unless a policy says otherwise; only consolidate jobs."""
+    lab = policy(match={"client": "lab"}, max_consolidate_age="off")
+    checks = [("consolidate", "main", "db1", "Consolidate"), ("consolidate", "main", "lab", "C"),
+              ("admin", "main", "", "CatalogBackup")]
+    samples = sla_samples([lab], Defaults(), [], utc(2025, 1, 1), checks)
+    assert samples == [Sample("bacula_sla_max_consolidate_age_seconds",
+                              {"catalog": "main", "client": "db1", "job": "Consolidate"}, 26 * H)]
 
 
 # --- retention and encryption ------------------------------------------------------------------

@@ -1,0 +1,50 @@
+"""Verify, admin and Bareos consolidate jobs: each its last run, last success and counters."""
+
+from exporter.catalog.model import CatalogModel
+from exporter.exposition.text import Lines, escape, number
+
+# name, type, help, in the order they are rendered.
+CHECK_FAMILIES: tuple[tuple[str, str, str], ...] = (
+    ("bacula_verify_last_run_timestamp_seconds", "gauge",
+     "End of the last finished run of this verify job at this level."),
+    ("bacula_verify_last_run_status", "gauge",
+     "1 for the status class of the last finished verify run (differences: data did not match)."),
+    ("bacula_verify_last_success_timestamp_seconds", "gauge",
+     "End of the last verify run that found no differences."),
+    ("bacula_verify_runs_total", "counter", "Finished verify runs."),
+    ("bacula_verify_failures_total", "counter",
+     "Verify runs that found differences, failed or were canceled."),
+    ("bacula_admin_last_run_timestamp_seconds", "gauge",
+     "End of the last finished run of this admin job."),
+    ("bacula_admin_last_run_status", "gauge",
+     "1 for the status class of the last finished run of this admin job."),
+    ("bacula_admin_runs_total", "counter", "Finished admin job runs."),
+    ("bacula_admin_failures_total", "counter", "Admin job runs that failed or were canceled."),
+    ("bacula_consolidate_last_run_timestamp_seconds", "gauge",
+     "End of the last finished run of this Bareos consolidate job (Type O)."),
+    ("bacula_consolidate_last_run_status", "gauge",
+     "1 for the status class of the last finished run of this consolidate job."),
+    ("bacula_consolidate_last_success_timestamp_seconds", "gauge",
+     "End of the last run of this consolidate job that ended ok or warning."),
+    ("bacula_consolidate_runs_total", "counter", "Finished consolidate job runs."),
+    ("bacula_consolidate_failures_total", "counter",
+     "Consolidate job runs that failed or were canceled."),
+)
+WITH_SUCCESS = ("verify", "consolidate")  # kinds whose last success an alert watches
+
+
+def render_checks(cat: str, state: CatalogModel, out: Lines) -> None:
+    """Add the check families of one catalog's state (cat is its rendered catalog label)."""
+    for (kind, client, job, level), check in sorted(state.checks.items()):
+        key = f'{cat},client="{escape(client)}",job="{escape(job)}"'
+        if kind == "verify":
+            key += f',level="{escape(level)}"'
+        if check.last_run is not None:
+            run = check.last_run
+            out[f"bacula_{kind}_last_run_timestamp_seconds"].append(f"{{{key}}} {number(run.time)}")
+            out[f"bacula_{kind}_last_run_status"].append(f'{{{key},status="{run.status.value}"}} 1')
+        if kind in WITH_SUCCESS and check.last_success is not None:
+            out[f"bacula_{kind}_last_success_timestamp_seconds"].append(
+                f"{{{key}}} {number(check.last_success)}")
+        out[f"bacula_{kind}_runs_total"].append(f"{{{key}}} {check.runs}")
+        out[f"bacula_{kind}_failures_total"].append(f"{{{key}}} {check.failures}")
