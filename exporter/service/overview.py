@@ -6,6 +6,7 @@ from enum import IntEnum
 from functools import lru_cache
 
 from exporter.catalog.codes import FAILED
+from exporter.exposition.pools import pool_jobs
 from exporter.exposition.sla import SlaConfig, effective
 from exporter.service.poller import CatalogPoller
 
@@ -125,6 +126,13 @@ def overview(
                 name, client, job, level or kind, verdict, check.last_success, limit,
                 last.status.value, last.time if failed else None,
                 reason or (f"no {kind} passed within its SLA age" if late else ""), None, 0))
+        # A pool that backups use with no volume left to write: their next runs will wait.
+        used = pool_jobs(model)
+        for pool, figures in dict(model.media).items():
+            if used[pool] and figures.headroom and not sum(figures.headroom.values()):
+                rows.append(StatusRow(
+                    name, "", pool, "pool", Standing.FAILING, None, None, "", None,
+                    f"no volume left to write; {used[pool]} job(s) use this pool", None, 0))
         for info_ in list(model.clients.values()):
             if info_.name not in seen_clients:
                 # A registered client that never ran a backup: the case nobody else alerts on.

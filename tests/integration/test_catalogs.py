@@ -695,6 +695,10 @@ def test_pool_headroom_scratch_and_recycle_pool(
     # and BackupDelta's two that never finished; BackupBeta's last full run used Locked.
     assert (jobs("Locked"), jobs("Tape"), jobs("Scratch")) == (1, 0, 0)
     assert (jobs("Full"), jobs("Offsite")) == (8, 8)
+    rows, _ = overview([poller], lambda *_: None, now)
+    pools = [(r.job, r.standing, r.reason) for r in rows if r.level == "pool"]
+    assert pools == [("Locked", Standing.FAILING,
+                      "no volume left to write; 1 job(s) use this pool")]
     poller.close()
 
 
