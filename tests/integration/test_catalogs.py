@@ -751,7 +751,8 @@ def test_bareos_consolidate_and_volume_encryption(make_catalog: Any, version: in
     cat.conn.commit()
     sla = SlaConfig.model_validate({"policies": [
         {"match": {"job": "ConsolidateLab"}, "max_consolidate_age": "off"}]})
-    poller = CatalogPoller(cat.config(), sla=sla)
+    recorder = Recorder()
+    poller = CatalogPoller(cat.config(), recorder, sla=sla)
     found = poll(poller)
     name = cat.config().name
 
@@ -776,4 +777,13 @@ def test_bareos_consolidate_and_volume_encryption(make_catalog: Any, version: in
     assert (row.level, row.standing) == ("consolidate", Standing.LATE)
     (lab,) = [r for r in rows if r.job == "ConsolidateLab"]
     assert lab.standing is Standing.OK
+    # A consolidation that ends now: its ticket names the type, the row is ok again.
+    cat.execute("INSERT INTO Job (JobId, Job, Name, Type, Level, ClientId, JobStatus, JobTDate) "
+                "VALUES (33, 'Consolidate.33', 'Consolidate', 'O', 'F', 1, 'T', %s)",
+                (int(now),))
+    found = poll(poller)
+    assert got("bacula_consolidate_last_run_status", **job, status="ok") == 1
+    assert job_result_event(recorder.finished[33]).body["type"] == "consolidate"
+    rows, _ = overview([poller], sla_max_age(sla), now)
+    assert [r.standing for r in rows if r.job == "Consolidate"] == [Standing.OK]
     poller.close()
