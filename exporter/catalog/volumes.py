@@ -41,11 +41,16 @@ def read_pools(session: Session, model: CatalogModel, info: CatalogInfo | None) 
     return pools
 
 
-def read_volumes(session: Session, model: CatalogModel, zone: ZoneInfo) -> list[Volume]:
-    """Read what the media lifecycle needs of every volume (one pass over Media)."""
+def read_volumes(
+    session: Session, model: CatalogModel, zone: ZoneInfo, named: bool = False
+) -> list[Volume]:
+    """Read what the media lifecycle needs of every volume (one pass over Media); with named,
+    also their names and bytes, for the series per volume."""
+    # Names only when exposed: a catalog can hold a million volumes, each name a string.
+    extra = "m.VolumeName, m.VolBytes" if named else "NULL, 0"
     rows = session.query(
         "SELECT p.Name, m.VolStatus, m.LastWritten, m.VolRetention, m.Recycle, m.VolErrors, "
-        "m.InChanger, s.Name, rp.Name, m.Enabled, m.VolumeName, m.VolBytes "
+        f"m.InChanger, s.Name, rp.Name, m.Enabled, {extra} "
         "FROM Media m JOIN Pool p ON p.PoolId = m.PoolId "
         "LEFT JOIN Storage s ON s.StorageId = m.StorageId "
         "LEFT JOIN Pool rp ON rp.PoolId = m.RecyclePoolId"
@@ -98,7 +103,7 @@ def read_media(
     """Read pools, the media lifecycle per pool (as of now), the pools' rules, and the volumes
     themselves when they are to be exposed."""
     pools = read_pools(session, model, info)
-    volumes = read_volumes(session, model, zone)
+    volumes = read_volumes(session, model, zone, keep_volumes)
     media = lifecycle(volumes, time.time())
     rules = read_pool_rules(session, model, pools)
     headroom(rules.values(), media)
