@@ -62,7 +62,8 @@ MIGRATED = "M"  # a backup whose data a migration moved to a new Type B row (Pri
 COPY = "C"
 RESTORE = "R"
 # Jobs that prove or maintain rather than back up: each has its own last run and status.
-CHECKS = {"V": "verify", "D": "admin", "O": "consolidate"}  # O: Bareos Always Incremental
+# g: the control job of a migration; O: Bareos Always Incremental's consolidation.
+CHECKS = {"V": "verify", "D": "admin", "g": "migration", "O": "consolidate"}
 
 
 def classify(status: str, errors: int) -> StatusClass | None:

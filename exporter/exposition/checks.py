@@ -1,4 +1,4 @@
-"""Verify, admin and Bareos consolidate jobs: each its last run, last success and counters."""
+"""Verify, admin, migration control and Bareos consolidate jobs: last run, success, counters."""
 
 from exporter.catalog.model import CatalogModel
 from exporter.exposition.text import Lines, escape, number
@@ -20,6 +20,13 @@ CHECK_FAMILIES: tuple[tuple[str, str, str], ...] = (
      "1 for the status class of the last finished run of this admin job."),
     ("bacula_admin_runs_total", "counter", "Finished admin job runs."),
     ("bacula_admin_failures_total", "counter", "Admin job runs that failed or were canceled."),
+    ("bacula_migration_last_run_timestamp_seconds", "gauge",
+     "End of the last finished run of this migration control job (Type g)."),
+    ("bacula_migration_last_run_status", "gauge",
+     "1 for the status class of the last finished run of this migration control job."),
+    ("bacula_migration_runs_total", "counter", "Finished migration control job runs."),
+    ("bacula_migration_failures_total", "counter",
+     "Migration control job runs that failed or were canceled."),
     ("bacula_consolidate_last_run_timestamp_seconds", "gauge",
      "End of the last finished run of this Bareos consolidate job (Type O)."),
     ("bacula_consolidate_last_run_status", "gauge",

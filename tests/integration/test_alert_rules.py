@@ -23,6 +23,7 @@ REQUIRED = {
     "BaculaVerifyFailed", "BaculaAdminJobFailed", "BaculaPoolFillingUp",
     "BaculaPoolNoWritableVolumes", "BaculaVerifyTooOld",
     "BaculaMigrationLagging", "BaculaConsolidateFailed", "BaculaConsolidateOverdue",
+    "BaculaMigrationJobFailed",
 }
 
 

@@ -171,6 +171,9 @@ def test_migrated_backup_keeps_its_place(make_catalog: Any, engine: str) -> None
     assert get("bacula_job_last_migration_timestamp_seconds", level="full") == t0 + 60
     assert get("bacula_job_runs_total", level="full") == 1  # the original run, once
     assert get("bacula_sla_max_migration_lag_seconds") == D
+    control = {"catalog": name, "client": "m-fd", "job": "MigrateToTape"}
+    assert value(found, "bacula_migration_last_run_status", **control, status="ok") == 1
+    assert value(found, "bacula_migration_runs_total", **control) == 1
     # An incremental migrated later: no new run, and the last success does not go back.
     cat.execute("UPDATE Job SET Type = 'M' WHERE JobId = 2")
     cat.execute("INSERT INTO Job (JobId, Job, Name, Type, Level, ClientId, JobStatus, JobTDate, "

@@ -64,6 +64,8 @@ def hand_state() -> CatalogModel:
             Run(20, 1790002500.0, StatusClass.DIFFERENCES, 0, 4321, 60.0), 1789500000.0, 3, 1),
         ("admin", "", "CatalogMaintenance", ""): Check(
             Run(21, 1790002600.0, StatusClass.OK, 0, 0, 2.0), 1790002600.0, 5, 0),
+        ("migration", "web01-fd", "MigrateToTape", ""): Check(
+            Run(23, 1790002800.0, StatusClass.CANCELED, 0, 0, 3.0), 1789916400.0, 6, 2),
         ("consolidate", "bareos-fd", "Consolidate", ""): Check(
             Run(22, 1790002700.0, StatusClass.ERROR, 0, 0, 30.0), 1789916300.0, 4, 1),
     }
