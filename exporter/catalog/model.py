@@ -104,8 +104,8 @@ class CatalogModel:
                 continue
             key = (client.name, agg.name, level)
             if agg.type == BACKUP and agg.moved:
-                # Data moved by a migration: its run was counted with its original (Type M).
-                if is_success(cls, self.warning_is_success):
+                # An earlier backup's data: its run was counted with its original (Type M).
+                if agg.migrated and is_success(cls, self.warning_is_success):
                     series = self.series.setdefault(key, Series())
                     series.last_migration = max(series.last_migration or 0.0,
                                                 float(agg.max_job_tdate))
@@ -179,7 +179,7 @@ class CatalogModel:
     def _fold(self, rec: JobRecord, cls: StatusClass, key: Key, count: bool) -> None:
         """Update the series, copy time or restore counter that a finished row belongs to."""
         if rec.type == BACKUP and rec.prior_job_id > 0:
-            self._fold_moved(rec, cls, key)
+            self._fold_moved(rec, cls, key, count)
         elif rec.type in (BACKUP, MIGRATED):
             series = self.series.setdefault(key, Series())
             run = Run(rec.job_id, rec.finished_at or 0.0, cls, rec.bytes, rec.files, rec.duration,
@@ -203,18 +203,20 @@ class CatalogModel:
         elif rec.type == RESTORE and count:
             self.restores[(key[0], cls.value)] += 1
 
-    def _fold_moved(self, rec: JobRecord, cls: StatusClass, key: Key) -> None:
+    def _fold_moved(self, rec: JobRecord, cls: StatusClass, key: Key, count: bool) -> None:
         """Take a migration's new row: the original's data in its place in time, not a new run.
 
         It carries the original's level and JobTDate, so it is a success at that time (the
         original, now Type M, may be purged) but never a later run: a migration of an old
-        backup must not make the last success older.
+        backup must not make the last success older. A new row is a migration; at a cold start
+        seed() has told migrations from copies promoted when their original was purged.
         """
         if not is_success(cls, self.warning_is_success):
             return
         series = self.series.setdefault(key, Series())
         time = rec.finished_at or 0.0
-        series.last_migration = max(series.last_migration or 0.0, time)
+        if count:
+            series.last_migration = max(series.last_migration or 0.0, time)
         if series.last_success is None or time > series.last_success.time:
             series.last_success = Run(rec.job_id, time, cls, rec.bytes, rec.files, rec.duration,
                                       rec.encrypted, rec.virtual_full, rec.status_info,

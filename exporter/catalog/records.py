@@ -77,7 +77,8 @@ class Aggregate:
     min_job_id: int
     max_job_tdate: int
     bytes: int = 0  # SUM(JobBytes)
-    moved: bool = False  # Type B rows with a PriorJobId: the data of a migrated backup
+    moved: bool = False  # Type B rows with a PriorJobId: an earlier backup's data
+    migrated: bool = False  # moved by a migration (the original is Type M)
 
 
 @dataclass(slots=True)

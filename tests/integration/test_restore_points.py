@@ -152,6 +152,8 @@ def test_migrated_backup_keeps_its_place(make_catalog: Any, engine: str) -> None
     b.job("MigrateToTape", "m-fd", t0 + 3 * D, t0 + 3 * D + 60, type_="g")
     moved = b.job("B-m-fd", "m-fd", t0, t0 + 60, prior_job_id=full, pool="Tape", bytes_=1000)
     b.job_media(moved, tape)
+    # Another client's copy, promoted to a backup when its original (JobId 99) was purged.
+    b.job_media(b.job("B-p-fd", "p-fd", t0, t0 + 60, prior_job_id=99, pool="Tape"), tape)
     with closing(cat.cursor()) as cur:
         b.write(cur, engine, 1024)
     cat.conn.commit()
@@ -171,6 +173,9 @@ def test_migrated_backup_keeps_its_place(make_catalog: Any, engine: str) -> None
     assert get("bacula_job_last_migration_timestamp_seconds", level="full") == t0 + 60
     assert get("bacula_job_runs_total", level="full") == 1  # the original run, once
     assert get("bacula_sla_max_migration_lag_seconds") == D
+    promoted = {"catalog": name, "client": "p-fd", "job": "B-p-fd", "level": "full"}
+    assert value(found, "bacula_job_last_success_timestamp_seconds", **promoted) == t0 + 60
+    assert value(found, "bacula_job_last_migration_timestamp_seconds", **promoted) is None
     control = {"catalog": name, "client": "m-fd", "job": "MigrateToTape"}
     assert value(found, "bacula_migration_last_run_status", **control, status="ok") == 1
     assert value(found, "bacula_migration_runs_total", **control) == 1

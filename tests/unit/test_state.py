@@ -168,7 +168,9 @@ def test_cold_start_counts_migrated_originals_once() -> None:
     s.seed([
         Aggregate(1, "J", "M", "F", "T", False, 3, 3, 1, 5000, 300),
         Aggregate(1, "J", "B", "F", "T", False, 2, 5, 4, 9000, 200),
-        Aggregate(1, "J", "B", "F", "T", False, 3, 8, 6, 5000, 300, moved=True),
+        Aggregate(1, "J", "B", "F", "T", False, 3, 8, 6, 5000, 300, moved=True, migrated=True),
+        # A copy promoted to a backup when its original was purged: moved, not migrated.
+        Aggregate(1, "J", "B", "F", "T", False, 1, 9, 9, 7000, 100, moved=True),
     ])
     series = s.series[("c1", "J", "full")]
     assert (series.runs, series.bytes, series.last_migration) == (5, 500, 5000.0)
