@@ -222,6 +222,13 @@ def client_dashboard() -> dashboard.Dashboard:
         .unit("bytes")
         .with_target(query(f"bacula_job_last_success_bytes{{{one}}}", "{{job}} {{level}}"))
     )
+    d = d.with_panel(
+        timeseries.Panel().title("Restorable bytes per job").span(24).height(8).datasource(DS)
+        .unit("bytes")
+        .description("Bytes of the good backups inside the restore window that some restore "
+                     "point still needs: falls when volumes are purged or recycled.")
+        .with_target(query(f"bacula_job_restorable_bytes{{{one}}}", "{{job}}"))
+    )
     return d
 
 
