@@ -209,7 +209,7 @@ class CatalogModel:
         It carries the original's level and JobTDate, so it is a success at that time (the
         original, now Type M, may be purged) but never a later run: a migration of an old
         backup must not make the last success older. A new row is a migration; at a cold start
-        seed() has told migrations from copies promoted when their original was purged.
+        seed() sets the migration time from the GROUP BY instead.
         """
         if not is_success(cls, self.warning_is_success):
             return
