@@ -31,6 +31,8 @@ KEYS = "catalog,client,job,level"
 DIR_SEL = 'catalog=~"$catalog"'
 DIR_JOB = "director,catalog,client,job,level"
 DEVICE = "director,catalog,storage,device"
+CAT = 'catalog=~"$catalog"'
+POOL_MAX = "max by (catalog, pool) "
 
 
 def query(expr: str, legend: str = "", instant: bool = False) -> prometheus.Dataquery:
@@ -137,6 +139,41 @@ def overview() -> dashboard.Dashboard:
         bargauge.Panel().title("Volumes by pool and status").span(12).height(8).datasource(DS)
         .with_target(query('sum by (pool, status) (bacula_pool_volumes{catalog=~"$catalog"})',
                            "{{pool}} {{status}}"))
+    )
+    d = d.with_panel(
+        bargauge.Panel().title("Writable volumes per pool").span(12).height(8).datasource(DS)
+        .description("Appendable, recyclable now, from the scratch pool, or still to be labeled "
+                     "below MaxVols (Inf: labels without a limit).")
+        .with_target(query(
+            'sum by (pool) (max by (catalog, pool, source) '
+            '(bacula_pool_headroom_volumes{catalog=~"$catalog"}))', "{{pool}}"))
+    )
+    d = d.with_panel(
+        table.Panel().title("Days until full per pool").span(12).height(8).datasource(DS)
+        .unit("d").description("Room left below the pool's capacity at the last two days' growth "
+                               "(Inf: not growing). Only pools that state a capacity.")
+        .with_target(query(
+            f"({POOL_MAX}(bacula_pool_capacity_bytes{{{CAT}}}) - on (catalog, pool) "
+            f"{POOL_MAX}(bacula_pool_bytes{{{CAT}}})) / on (catalog, pool) "
+            f"(clamp_min({POOL_MAX}(deriv(bacula_pool_bytes{{{CAT}}}[2d])), 0) * 86400)",
+            instant=True))
+    )
+    d = d.with_panel(
+        bargauge.Panel().title("Volumes expiring soon").span(12).height(8).datasource(DS)
+        .description("Volumes whose retention ends within a day or a week, beyond those "
+                     "recyclable already, by the pool they will be recycled into.")
+        .with_target(query(
+            f'sum by (pool, within) (bacula_pool_volumes_recyclable{{{CAT},within=~"1d|7d"}}) '
+            "- ignoring (within) group_left sum by (pool) "
+            f'(bacula_pool_volumes_recyclable{{{CAT},within="now"}})', "{{pool}} {{within}}"))
+    )
+    d = d.with_panel(
+        bargauge.Panel().title("Restorable bytes per client").span(12).height(8).datasource(DS)
+        .unit("bytes")
+        .description("Bytes of the good backups inside the restore window that some restore "
+                     "point still needs (volumes not purged).")
+        .with_target(query(f"sum by (client) (bacula_job_restorable_bytes{{{SEL}}})",
+                           "{{client}}"))
     )
     d = d.with_panel(
         timeseries.Panel().title("Catalog up and poll duration").span(12).height(8)
@@ -279,6 +316,13 @@ def client_dashboard() -> dashboard.Dashboard:
         timeseries.Panel().title("Size of the last success").span(12).height(8).datasource(DS)
         .unit("bytes")
         .with_target(query(f"bacula_job_last_success_bytes{{{one}}}", "{{job}} {{level}}"))
+    )
+    d = d.with_panel(
+        timeseries.Panel().title("Restorable bytes per job").span(24).height(8).datasource(DS)
+        .unit("bytes")
+        .description("Bytes of the good backups inside the restore window that some restore "
+                     "point still needs: falls when volumes are purged or recycled.")
+        .with_target(query(f"bacula_job_restorable_bytes{{{one}}}", "{{job}}"))
     )
     return d
 

@@ -20,6 +20,16 @@ def build_demo(now: float | None = None, seed: int = 7) -> CatalogBuilder:
     b = CatalogBuilder(ZoneInfo(DEMO_ZONE))
     for pool, kind in (("Full", "Backup"), ("Incremental", "Backup"), ("Offsite", "Copy")):
         b.pool(pool, kind, max_vols=40)
+    for row in b.rows["Pool"]:
+        row["MaxVolBytes"] = 100 * GiB  # so each pool states a capacity: 40 x 100 GiB
+    # Volume i was last written i days ago (odd ones in Full); two weeks' retention, so some
+    # are recyclable and more become so within the week; the oldest were recycled already.
+    vols = []
+    for i in range(24):
+        status = "Full" if i < 16 else ("Append" if i < 20 else "Recycle")
+        vols.append(b.volume(f"Vol-{i:04d}", "Full" if i % 2 else "Incremental", status,
+                             50 * GiB, now - i * DAY))
+        b.rows["Media"][-1].update(Recycle=1, VolRetention=14 * DAY)
     # Night 0 is the newest night whose runs have all ended by now (starts 01:00-01:30 UTC, an
     # hour at most): at any time of day the newest incremental is under 26 h old and the
     # newest full under 7 days, so only the trouble written on purpose shows.
@@ -55,6 +65,8 @@ def build_demo(now: float | None = None, seed: int = 7) -> CatalogBuilder:
             jid = b.job(job, name, start, start + duration, level="F" if full else "I",
                         status=status, errors=errors, bytes_=nbytes, files=nbytes // 90_000,
                         pool="Full" if full else "Incremental")
+            if status != "f":  # the volume of its night and pool (older ones are recycled)
+                b.job_media(jid, vols[min(23, day + (day % 2 != full))])
             if status == "f":
                 b.log(jid, start + 12, f"{name} JobId {jid}: Fatal error: No Job status returned "
                       "from FD.\n")
@@ -91,10 +103,6 @@ def build_demo(now: float | None = None, seed: int = 7) -> CatalogBuilder:
               bytes_=rng.randint(200, 900) << 20, files=rng.randint(10, 40), pool="Incremental")
     b.job("Backup-db01-hourly", "db01-fd", now - 600, None, level="I", status="R",
           pool="Incremental")  # running now
-    for i in range(24):
-        status = "Full" if i < 16 else ("Append" if i < 20 else "Recycle")
-        b.volume(f"Vol-{i:04d}", "Full" if i % 2 else "Incremental", status, 50 * GiB,
-                 now - i * DAY)
     for i in range(6):
         b.volume(f"Offsite-{i:04d}", "Offsite", "Full" if i < 5 else "Append", 80 * GiB,
                  now - i * DAY)

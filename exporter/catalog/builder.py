@@ -71,7 +71,7 @@ class CatalogBuilder:
         mid = self._next("Media")
         self.rows["Media"].append(
             {"MediaId": mid, "VolumeName": name, "PoolId": self.pool(pool), "MediaType": "File",
-             "VolStatus": status, "VolBytes": vol_bytes,
+             "VolStatus": status, "VolBytes": vol_bytes, "Enabled": 1,
              "LastWritten": wall_clock(written, self.zone)}
         )
         for row in self.rows["Pool"]:

@@ -58,10 +58,12 @@ LEVEL_NAMES: dict[str, str] = {
 
 # Job types the exporter reads; the rest (admin, console, scan...) never reach the state.
 BACKUP = "B"
+MIGRATED = "M"  # a backup whose data a migration moved to a new Type B row (PriorJobId = it)
 COPY = "C"
 RESTORE = "R"
 # Jobs that prove or maintain rather than back up: each has its own last run and status.
-CHECKS = {"V": "verify", "D": "admin"}
+# g: the control job of a migration; O: Bareos Always Incremental's consolidation.
+CHECKS = {"V": "verify", "D": "admin", "g": "migration", "O": "consolidate"}
 
 
 def classify(status: str, errors: int) -> StatusClass | None:

@@ -13,6 +13,7 @@ class CatalogConfig(DatabaseConfig):
     refresh_interval: Duration = 300.0  # full re-read of clients, pools and volumes
     restore_window: Duration = 0.0  # how far back restore points are computed; 0 = off
     warning_is_success: bool = True
+    expose_volumes: bool = False  # series per volume: opt-in, thousands of tapes are thousands
 
     @property
     def zone(self) -> ZoneInfo:

@@ -12,156 +12,29 @@ from exporter.catalog.codes import (
     COPY,
     FAILED,
     FINISHED,
+    MIGRATED,
     RESTORE,
     StatusClass,
     classify,
     is_success,
     level_name,
 )
-from exporter.catalog.media import Lifecycle
+from exporter.catalog.media import Lifecycle, PoolRules, Volume
+from exporter.catalog.records import (
+    Aggregate,
+    Check,
+    Client,
+    FinishedJob,
+    JobRecord,
+    Key,
+    Pool,
+    Run,
+    Series,
+)
 from exporter.catalog.restore_points import Coverage
 
-
-@dataclass(frozen=True, slots=True)
-class JobRecord:
-    """One Job row as the reader hands it over: codes raw, times already in Unix seconds."""
-
-    job_id: int
-    job: str  # the unique Job name, e.g. "BackupGood.2026-11-27_01.00.00_03"
-    name: str
-    type: str
-    level: str
-    client_id: int
-    status: str
-    errors: int = 0
-    files: int = 0
-    bytes: int = 0
-    sched_time: float | None = None
-    start_time: float | None = None
-    end_time: float | None = None
-    job_tdate: int = 0
-    prior_job_id: int = 0
-    pool_id: int = 0
-    encrypted: bool | None = None  # None where the catalog does not record it (before Bacula 15)
-    status_info: str = ""  # Bacula 15's error code of a failed job, e.g. "[DE0029]"
-    virtual_full: bool = False  # Bacula 15's isVirtualFull (still level F: it counts as a full)
-
-    @property
-    def finished_at(self) -> float | None:
-        """Return when the run ended: JobTDate (zone-free epoch) first, the wall clock otherwise."""
-        # JobTDate becomes the RealEndTime epoch when a job ends; for copies and Virtual Fulls
-        # it is the source job's time, i.e. the point in time the data represents.
-        return float(self.job_tdate) if self.job_tdate > 0 else self.end_time
-
-    @property
-    def started_at(self) -> float | None:
-        """Return when the run started (or was scheduled, while it waits)."""
-        return self.start_time if self.start_time is not None else self.sched_time
-
-    @property
-    def duration(self) -> float:
-        """Return the wall-clock run time in seconds, 0 when unknown."""
-        if self.start_time is None or self.end_time is None:
-            return 0.0
-        return max(0.0, self.end_time - self.start_time)
-
-
-@dataclass(frozen=True, slots=True)
-class FinishedJob:
-    """A job that reached its final status, with what a ticket needs to tell about it."""
-
-    catalog: str
-    record: JobRecord
-    client: str  # "" for jobs without a client (copy control jobs, admin jobs)
-    level: str  # lowercase label: full, incremental, ..., none
-    status: StatusClass
-    status_text: str  # Bacula's long text for the JobStatus
-    log: tuple[str, ...] = ()  # the last Log lines, oldest first, for results that are not ok
-
-
-@dataclass(frozen=True, slots=True)
-class Aggregate:
-    """A GROUP BY row of the cold start: runs of one job, type, level and status class."""
-
-    client_id: int
-    name: str
-    type: str
-    level: str
-    status: str
-    errors: bool
-    count: int
-    max_job_id: int
-    min_job_id: int
-    max_job_tdate: int
-    bytes: int = 0  # SUM(JobBytes)
-
-
-@dataclass(slots=True)
-class Run:
-    """What the metrics need of one finished run."""
-
-    job_id: int
-    time: float
-    status: StatusClass
-    bytes: int
-    files: int
-    duration: float
-    encrypted: bool | None = None
-    virtual_full: bool = False
-    status_info: str = ""
-
-
-@dataclass(slots=True)
-class Series:
-    """Everything known about one (client, job, level) of backups."""
-
-    last_run: Run | None = None
-    last_success: Run | None = None
-    last_failure: Run | None = None
-    failure_reason: str = ""  # the telling Log line of the last failure
-    runs: int = 0
-    failures: int = 0
-    bytes: int = 0  # written by all finished runs, for "bytes per day"
-    last_copy: float | None = None
-
-    @property
-    def reason(self) -> str:
-        """Return why the last failure failed: Bacula 15's error code and the telling Log line."""
-        code = self.last_failure.status_info if self.last_failure else ""
-        if not code or code in self.failure_reason:
-            return self.failure_reason
-        return f"{code} {self.failure_reason}".rstrip()
-
-
-@dataclass(slots=True)
-class Check:
-    """A verify or admin job's record: the last run, the last success, counters."""
-
-    last_run: Run | None = None
-    last_success: float | None = None
-    runs: int = 0
-    failures: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Client:
-    """A Client row."""
-
-    name: str
-    uname: str
-
-
-@dataclass(frozen=True, slots=True)
-class Pool:
-    """A pool with its volumes counted by status."""
-
-    volumes: dict[str, int]
-    bytes: int
-    max_volumes: int
-    capacity: int = 0  # MaxPoolBytes, else MaxVols x MaxVolBytes; 0: the pool sets none
-
-
-Key = tuple[str, str, str]  # client, job, level
+__all__ = ["Aggregate", "CatalogModel", "Check", "Client", "FinishedJob", "JobRecord", "Key",
+           "Pool", "Run", "Series", "pick_reason"]
 
 
 @dataclass
@@ -177,6 +50,8 @@ class CatalogModel:
     skipped: Counter[str] = field(default_factory=Counter)
     coverage: dict[tuple[str, str], Coverage | None] = field(default_factory=dict)
     media: dict[str, Lifecycle] = field(default_factory=dict)  # pool -> lifecycle figures
+    pool_rules: dict[int, PoolRules] = field(default_factory=dict)  # PoolId -> limits and links
+    volumes: list[Volume] = field(default_factory=list)  # only with expose_volumes
     # (kind, client, job, level) of verify and admin jobs; client "" when the row names none.
     checks: dict[tuple[str, str, str, str], Check] = field(default_factory=dict)
     generation: int = 0  # bumped on every change, so renderers know when to redo their work
@@ -210,10 +85,11 @@ class CatalogModel:
             self.pools = pools
             self.generation += 1
 
-    def set_media(self, media: dict[str, Lifecycle]) -> None:
-        """Replace the media lifecycle per pool."""
-        if media != self.media:
-            self.media = media
+    def set_media(self, media: dict[str, Lifecycle], rules: dict[int, PoolRules],
+                  volumes: list[Volume]) -> None:
+        """Replace the media lifecycle per pool, the pools' rules and the exposed volumes."""
+        if media != self.media or rules != self.pool_rules or volumes != self.volumes:
+            self.media, self.pool_rules, self.volumes = media, rules, volumes
             self.generation += 1
 
     def set_coverage(self, coverage: dict[tuple[str, str], Coverage | None]) -> None:
@@ -233,7 +109,7 @@ class CatalogModel:
             if agg.type in CHECKS:
                 self._seed_check(agg)
                 continue
-            if agg.type not in (BACKUP, COPY, RESTORE):
+            if agg.type not in (BACKUP, MIGRATED, COPY, RESTORE):
                 continue
             cls = classify(agg.status, 1 if agg.errors else 0)
             client = self.clients.get(agg.client_id)
@@ -245,7 +121,13 @@ class CatalogModel:
                 continue
             key = (client.name, agg.name, level)
             self._touch_row(agg.type, key, cls)
-            if agg.type == BACKUP:
+            if agg.type == BACKUP and agg.moved:
+                # An earlier backup's data: its run was counted with its original (Type M).
+                if agg.migrated and is_success(cls, self.warning_is_success):
+                    series = self.series.setdefault(key, Series())
+                    series.last_migration = max(series.last_migration or 0.0,
+                                                float(agg.max_job_tdate))
+            elif agg.type in (BACKUP, MIGRATED):
                 series = self.series.setdefault(key, Series())
                 series.runs += agg.count
                 series.bytes += agg.bytes
@@ -304,7 +186,7 @@ class CatalogModel:
                 self._fold_check(rec, cls, count)
                 self.generation += 1
                 continue
-            if rec.type in (BACKUP, COPY, RESTORE) and client is None:
+            if rec.type in (BACKUP, MIGRATED, COPY, RESTORE) and client is None:
                 self.skip("unknown_client")
                 continue
             if client is not None:
@@ -316,10 +198,12 @@ class CatalogModel:
     def _fold(self, rec: JobRecord, cls: StatusClass, key: Key, count: bool) -> None:
         """Update the series, copy time or restore counter that a finished row belongs to."""
         self._touch_row(rec.type, key, cls)
-        if rec.type == BACKUP:
+        if rec.type == BACKUP and rec.prior_job_id > 0:
+            self._fold_moved(rec, cls, key, count)
+        elif rec.type in (BACKUP, MIGRATED):
             series = self.series.setdefault(key, Series())
             run = Run(rec.job_id, rec.finished_at or 0.0, cls, rec.bytes, rec.files, rec.duration,
-                      rec.encrypted, rec.virtual_full, rec.status_info)
+                      rec.encrypted, rec.virtual_full, rec.status_info, rec.pool_id)
             if count:
                 series.runs += 1
                 series.bytes += rec.bytes
@@ -338,6 +222,25 @@ class CatalogModel:
             series.last_copy = max(series.last_copy or 0.0, rec.finished_at or 0.0)
         elif rec.type == RESTORE and count:
             self.restores[(key[0], cls.value)] += 1
+
+    def _fold_moved(self, rec: JobRecord, cls: StatusClass, key: Key, count: bool) -> None:
+        """Take a migration's new row: the original's data in its place in time, not a new run.
+
+        It carries the original's level and JobTDate, so it is a success at that time (the
+        original, now Type M, may be purged) but never a later run: a migration of an old
+        backup must not make the last success older. A new row is a migration; at a cold start
+        seed() sets the migration time from the GROUP BY instead.
+        """
+        if not is_success(cls, self.warning_is_success):
+            return
+        series = self.series.setdefault(key, Series())
+        time = rec.finished_at or 0.0
+        if count:
+            series.last_migration = max(series.last_migration or 0.0, time)
+        if series.last_success is None or time > series.last_success.time:
+            series.last_success = Run(rec.job_id, time, cls, rec.bytes, rec.files, rec.duration,
+                                      rec.encrypted, rec.virtual_full, rec.status_info,
+                                      rec.pool_id)
 
     def _fold_check(self, rec: JobRecord, cls: StatusClass, count: bool) -> None:
         """Update a verify or admin job's record (a verify's differences count as failure)."""

@@ -9,7 +9,15 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from exporter.catalog.codes import ACTIVE, BACKUP, CHECKS, FAILED, classify, is_success
+from exporter.catalog.codes import (
+    ACTIVE,
+    BACKUP,
+    CHECKS,
+    FAILED,
+    MIGRATED,
+    classify,
+    is_success,
+)
 from exporter.catalog.ddl import BACULA_VERSIONS, STATUS_ROWS_15, STATUS_ROWS_96, is_bareos
 from exporter.catalog.engines import CatalogError, Row, Session
 from exporter.catalog.model import Aggregate, CatalogModel, JobRecord
@@ -23,6 +31,13 @@ FUTURE_SLACK = 86400  # a JobTDate further ahead than this (a wrong clock, ms fo
 ENCRYPTED = (
     "COALESCE(NULLIF(Encrypted, 0), (SELECT MIN(m.VolEncrypted) FROM JobMedia jm "
     "JOIN Media m ON m.MediaId = jm.MediaId WHERE jm.JobId = Job.JobId), 0)"
+)
+# Bareos records only the Storage daemon's volume encryption (Media.EncryptionKey, e.g. LTO drive
+# keys): 1 when every volume the job wrote has a key, else NULL (the File daemon's encryption is
+# not recorded, so "not encrypted" cannot be told).
+BAREOS_ENCRYPTED = (
+    "(SELECT CASE WHEN MIN(CASE WHEN m.EncryptionKey <> '' THEN 1 ELSE 0 END) = 1 THEN 1 END "
+    "FROM JobMedia jm JOIN Media m ON m.MediaId = jm.MediaId WHERE jm.JobId = Job.JobId)"
 )
 # Long texts for when the Status table lacks a code (it differs between versions).
 DEFAULT_STATUS_TEXT = {code: text for code, text, _ in STATUS_ROWS_96 + STATUS_ROWS_15}
@@ -88,6 +103,8 @@ def job_columns(info: CatalogInfo | None) -> str:
     has_real = info is not None and info.has_real_start
     bacula15 = (f"RealStartTime, RealEndTime, {ENCRYPTED}, StatusInfo, isVirtualFull"
                 if has_real else "NULL, NULL, NULL, NULL, NULL")
+    if info is not None and info.product == "bareos":
+        bacula15 = f"NULL, NULL, {BAREOS_ENCRYPTED}, NULL, NULL"
     return (
         "JobId, Job, Name, Type, Level, ClientId, JobStatus, JobErrors, JobFiles, JobBytes, "
         f"SchedTime, StartTime, EndTime, JobTDate, PriorJobId, PoolId, {bacula15}"
@@ -134,12 +151,13 @@ def latest_ids(aggregates: Sequence[Aggregate], model: CatalogModel) -> set[int]
     good: dict[tuple[str, int, str, str], int] = {}
     bad: dict[tuple[str, int, str, str], int] = {}
     for agg in aggregates:
-        if agg.type != BACKUP and agg.type not in CHECKS:
+        if agg.type not in (BACKUP, MIGRATED) and agg.type not in CHECKS:
             continue
         cls = classify(agg.status, 1 if agg.errors else 0)
         if cls is None or cls in ACTIVE:
             continue
-        key = (agg.type, agg.client_id, agg.name, agg.level)
+        # Moved rows apart: the newest original and the newest migrated copy of its data.
+        key = (agg.type + ("+" if agg.moved else ""), agg.client_id, agg.name, agg.level)
         last[key] = max(last.get(key, 0), agg.max_job_id)
         if is_success(cls, model.warning_is_success):
             good[key] = max(good.get(key, 0), agg.max_job_id)

@@ -4,7 +4,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from exporter.director.parse import STATE_NAMES, Device, LiveJob, Scheduled
-from exporter.exposition.metrics import Lines, escape, family_specs, labels, number
+from exporter.exposition.metrics import family_specs
+from exporter.exposition.text import Lines, escape, labels, number
 
 FAMILIES = family_specs(
     ("bacula_director_up", "gauge", "1 when the last poll reached the Director."),

@@ -1,19 +1,27 @@
 """Prometheus exposition of catalog states: the families, and a pure renderer per kind of item."""
 
-import math
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from exporter import __version__
-from exporter.catalog.media import Lifecycle
-from exporter.catalog.model import CatalogModel, Check, Client, Key, Pool, Series
+from exporter.catalog.model import CatalogModel, Client, Key, Series
 from exporter.catalog.restore_points import Coverage
+from exporter.exposition.checks import CHECK_FAMILIES, render_checks
 from exporter.exposition.incremental import Kind, Rendering
+from exporter.exposition.pools import (
+    POOL_FAMILIES,
+    pool_job_counts,
+    render_media,
+    render_pool_jobs,
+    render_pools,
+    render_volumes,
+)
 from exporter.exposition.sla import QuietHours, SlaConfig, effective, quiet_hours_active
 from exporter.exposition.sla_samples import FAMILIES as SLA_FAMILIES
 from exporter.exposition.sla_samples import sla_samples
+from exporter.exposition.text import Lines, escape, labels, number
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -61,6 +69,8 @@ STATE_FAMILIES = family_specs(
      "Start (or schedule) time of the oldest running backup of this job and level."),
     ("bacula_job_last_copy_timestamp_seconds", "gauge",
      "Source time (JobTDate) of the newest backup of this job that has a successful copy."),
+    ("bacula_job_last_migration_timestamp_seconds", "gauge",
+     "Source time (JobTDate) of the newest backup of this job that a migration moved."),
     ("bacula_job_restore_points", "gauge",
      "Points in time within the restore window that can still be restored (0 = none)."),
     ("bacula_job_oldest_restore_point_timestamp_seconds", "gauge",
@@ -69,35 +79,12 @@ STATE_FAMILIES = family_specs(
      "Newest point in time that can be restored from the catalog."),
     ("bacula_job_restore_chain_jobs", "gauge",
      "Jobs (full, differential, incrementals) needed to restore the newest point."),
+    ("bacula_job_restorable_bytes", "gauge",
+     "Bytes of the good backups in the restore window that some restore point needs."),
     ("bacula_client_info", "gauge", "1 for every Client row of the catalog."),
     ("bacula_restore_runs_total", "counter", "Finished restore jobs by client and status class."),
-    ("bacula_verify_last_run_timestamp_seconds", "gauge",
-     "End of the last finished run of this verify job at this level."),
-    ("bacula_verify_last_run_status", "gauge",
-     "1 for the status class of the last finished verify run (differences: data did not match)."),
-    ("bacula_verify_last_success_timestamp_seconds", "gauge",
-     "End of the last verify run that found no differences."),
-    ("bacula_verify_runs_total", "counter", "Finished verify runs."),
-    ("bacula_verify_failures_total", "counter",
-     "Verify runs that found differences, failed or were canceled."),
-    ("bacula_admin_last_run_timestamp_seconds", "gauge",
-     "End of the last finished run of this admin job."),
-    ("bacula_admin_last_run_status", "gauge",
-     "1 for the status class of the last finished run of this admin job."),
-    ("bacula_admin_runs_total", "counter", "Finished admin job runs."),
-    ("bacula_admin_failures_total", "counter", "Admin job runs that failed or were canceled."),
-    ("bacula_pool_volumes", "gauge", "Volumes of a pool by volume status."),
-    ("bacula_pool_bytes", "gauge", "Bytes on the volumes of a pool."),
-    ("bacula_pool_max_volumes", "gauge", "MaxVols of a pool (0 = no limit)."),
-    ("bacula_pool_capacity_bytes", "gauge",
-     "What a pool may hold: MaxPoolBytes, else MaxVols x MaxVolBytes; only where set."),
-    ("bacula_pool_volumes_recyclable", "gauge",
-     "Volumes that Bacula may recycle into this pool now, within 1 day or within 7 days."),
-    ("bacula_pool_volumes_errors", "gauge", "Volumes of a pool in Error status or with VolErrors."),
-    ("bacula_pool_volumes_in_changer", "gauge",
-     "Volumes of a pool in an autochanger (InChanger), by the storage they were last in."),
-    ("bacula_pool_volumes_in_changer_appendable", "gauge",
-     "Appendable volumes of a pool in an autochanger, by storage."),
+    *CHECK_FAMILIES,
+    *POOL_FAMILIES,
     ("bacula_catalog_skipped_rows_total", "counter",
      "Catalog rows skipped or repaired because they were unusable, by reason."),
     *(f for f in SLA_FAMILIES if f[0] != "bacula_sla_quiet_hours_active"),
@@ -116,28 +103,6 @@ HEALTH_FAMILIES = family_specs(
     ("bacula_exporter_build_info", "gauge", "Version of bacula-exporter."),
     *(f for f in SLA_FAMILIES if f[0] == "bacula_sla_quiet_hours_active"),
 )
-
-Lines = dict[str, list[str]]
-
-
-def escape(value: str) -> str:
-    """Escape a label value for the text format."""
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def number(value: float) -> str:
-    """Format a sample value the shortest exact way."""
-    if isinstance(value, int):
-        return str(value)
-    if math.isfinite(value) and value.is_integer() and abs(value) < 2**53:
-        return str(int(value))
-    return repr(float(value))
-
-
-def labels(**pairs: str) -> str:
-    """Return a label set such as catalog="main",client="c1"."""
-    return ",".join(f'{k}="{escape(v)}"' for k, v in pairs.items())
-
 
 def job_key(cat: str, client: str, job: str) -> str:
     """Return the labels of a job: catalog, client, job."""
@@ -175,6 +140,9 @@ def render_series(cat: str, items: list[tuple[Key, Series]]) -> Lines:
             out["bacula_job_last_copy_timestamp_seconds"].append(
                 f"{{{key}}} {number(s.last_copy)}"
             )
+        if s.last_migration is not None:
+            out["bacula_job_last_migration_timestamp_seconds"].append(
+                f"{{{key}}} {number(s.last_migration)}")
     return out
 
 
@@ -194,6 +162,7 @@ def render_coverage(cat: str, items: list[tuple[tuple[str, str], Coverage | None
     for (client, job), cover in items:
         key = job_key(cat, client, job)
         out["bacula_job_restore_points"].append(f"{{{key}}} {cover.points if cover else 0}")
+        out["bacula_job_restorable_bytes"].append(f"{{{key}}} {cover.bytes if cover else 0}")
         if cover is not None:
             out["bacula_job_oldest_restore_point_timestamp_seconds"].append(
                 f"{{{key}}} {number(cover.oldest)}"
@@ -220,56 +189,6 @@ def render_restores(cat: str, items: list[tuple[tuple[str, str], int]]) -> Lines
     ]}
 
 
-def render_checks(cat: str, items: list[tuple[tuple[str, str, str, str], Check]]) -> Lines:
-    """Render verify and admin jobs."""
-    out: Lines = defaultdict(list)
-    for (kind, client, job, level), check in items:
-        key = job_key(cat, client, job)
-        if kind == "verify":
-            key += f',level="{escape(level)}"'
-        if check.last_run is not None:
-            run = check.last_run
-            out[f"bacula_{kind}_last_run_timestamp_seconds"].append(f"{{{key}}} {number(run.time)}")
-            out[f"bacula_{kind}_last_run_status"].append(f'{{{key},status="{run.status.value}"}} 1')
-        if kind == "verify" and check.last_success is not None:
-            out["bacula_verify_last_success_timestamp_seconds"].append(
-                f"{{{key}}} {number(check.last_success)}")
-        out[f"bacula_{kind}_runs_total"].append(f"{{{key}}} {check.runs}")
-        out[f"bacula_{kind}_failures_total"].append(f"{{{key}}} {check.failures}")
-    return out
-
-
-def render_pools(cat: str, items: list[tuple[str, Pool]]) -> Lines:
-    """Render the volumes, bytes and limits of each pool."""
-    out: Lines = defaultdict(list)
-    for name, pool in items:
-        pool_key = f'{cat},pool="{escape(name)}"'
-        for status, count in sorted(pool.volumes.items()):
-            out["bacula_pool_volumes"].append(f'{{{pool_key},status="{escape(status)}"}} {count}')
-        out["bacula_pool_bytes"].append(f"{{{pool_key}}} {pool.bytes}")
-        out["bacula_pool_max_volumes"].append(f"{{{pool_key}}} {pool.max_volumes}")
-        if pool.capacity:
-            out["bacula_pool_capacity_bytes"].append(f"{{{pool_key}}} {pool.capacity}")
-    return out
-
-
-def render_media(cat: str, items: list[tuple[str, Lifecycle]]) -> Lines:
-    """Render the media lifecycle of each pool: recyclable, in error, in a changer."""
-    out: Lines = defaultdict(list)
-    for name, media in items:
-        pool_key = f'{cat},pool="{escape(name)}"'
-        for within, count in media.recyclable.items():
-            out["bacula_pool_volumes_recyclable"].append(
-                f'{{{pool_key},within="{within}"}} {count}')
-        out["bacula_pool_volumes_errors"].append(f"{{{pool_key}}} {media.errors}")
-        for storage, count in sorted(media.in_changer.items()):
-            storage_key = f'{pool_key},storage="{escape(storage)}"'
-            out["bacula_pool_volumes_in_changer"].append(f"{{{storage_key}}} {count}")
-            out["bacula_pool_volumes_in_changer_appendable"].append(
-                f"{{{storage_key}}} {media.in_changer_appendable.get(storage, 0)}")
-    return out
-
-
 def render_skipped(cat: str, items: list[tuple[str, int]]) -> Lines:
     """Render the counters of unusable rows by reason."""
     return {"bacula_catalog_skipped_rows_total": [
@@ -288,6 +207,10 @@ KINDS = (
          render_clients, source=lambda m: m.clients),
     Kind("pools", lambda m: m.pools, render_pools, source=lambda m: m.pools),
     Kind("media", lambda m: m.media, render_media, source=lambda m: m.media),
+    Kind("volumes", lambda m: {(v.pool, v.name): v for v in m.volumes}, render_volumes,
+         source=lambda m: m.volumes),
+    # Counted from the series on every render (cheap); compared item by item.
+    Kind("pool_jobs", pool_job_counts, render_pool_jobs),
     Kind("skipped", lambda m: dict(m.skipped), render_skipped),
 )
 
@@ -318,7 +241,8 @@ def render_sla(catalog: str, state: CatalogModel, sla: SlaConfig) -> tuple[Lines
     }
     out: Lines = {}
     quiet: Quiet = []
-    for sample in sla_samples(sla.policies, sla.defaults, seen, datetime.now(UTC)):
+    checks = {(kind, catalog, client, job) for kind, client, job, _ in dict(state.checks)}
+    for sample in sla_samples(sla.policies, sla.defaults, seen, datetime.now(UTC), checks):
         if sample.labels["catalog"] != catalog:
             continue  # an expected job of another catalog
         text = labels(**sample.labels)

@@ -188,6 +188,9 @@ class Settings(Strict):
     quiet_hours: list[QuietHours] | None = None  # None: inherit; []: explicitly none
     retention: Limit = None  # restores promised this far back; None: inherit; off: no promise
     require_encryption: bool | None = None  # None: inherit (not required when nowhere set)
+    max_verify_age: Limit = None  # how old the last passed verify of a verify job may get
+    max_migration_lag: Limit = None  # how far the newest migrated backup may lag the newest
+    max_consolidate_age: Limit = None  # how old a Bareos consolidate job's last success may get
 
 
 # What most shops promise: a full every week and a backup every day (26h leaves room for a slow
@@ -200,6 +203,7 @@ class Defaults(Settings):
 
     max_age: MaxAge = MaxAge.model_validate(BUILT_IN_MAX_AGE)
     max_runtime: Limit = 24 * 3600.0
+    max_consolidate_age: Limit = 26 * 3600.0  # Always Incremental consolidates daily
 
     @model_validator(mode="before")
     @classmethod
@@ -278,6 +282,9 @@ class Effective(NamedTuple):
     quiet_hours: Sequence[QuietHours]
     retention: float | None = None
     require_encryption: bool = False
+    max_verify_age: float | None = None
+    max_migration_lag: float | None = None
+    max_consolidate_age: float | None = None
 
 
 def effective(
@@ -294,7 +301,9 @@ def effective(
         return Effective(None, {lv: pick(None, defaults.max_age.get(lv)) for lv in SLA_LEVELS},
                          pick(None, defaults.max_copy_lag), pick(None, defaults.max_runtime),
                          defaults.quiet_hours or [], pick(None, defaults.retention),
-                         bool(defaults.require_encryption))
+                         bool(defaults.require_encryption), pick(None, defaults.max_verify_age),
+                         pick(None, defaults.max_migration_lag),
+                         pick(None, defaults.max_consolidate_age))
     quiet = policy.quiet_hours if policy.quiet_hours is not None else defaults.quiet_hours
     encrypt = (policy.require_encryption if policy.require_encryption is not None
                else defaults.require_encryption)
@@ -306,6 +315,9 @@ def effective(
         quiet or [],
         pick(policy.retention, defaults.retention),
         bool(encrypt),
+        pick(policy.max_verify_age, defaults.max_verify_age),
+        pick(policy.max_migration_lag, defaults.max_migration_lag),
+        pick(policy.max_consolidate_age, defaults.max_consolidate_age),
     )
 
 

@@ -14,6 +14,12 @@
   restore (`retention`); compared with the oldest restore point. Only jobs with a promise.
 - `bacula_sla_encryption_required{catalog,client,job}`: 1 for jobs whose policy sets
   `require_encryption: true`; absent for the others.
+- `bacula_sla_max_migration_lag_seconds{catalog,client,job}`: how far the newest migrated backup
+  may lag behind the newest backup, like the copy lag. Only jobs whose policy sets it.
+- `bacula_sla_max_verify_age_seconds{catalog,client,job}`: how old the last passed run of a verify
+  job may get (`max_verify_age`); for the verify jobs seen whose policy sets it.
+- `bacula_sla_max_consolidate_age_seconds{catalog,client,job}`: likewise for Bareos consolidate
+  jobs (`max_consolidate_age`, built in 26h).
 """
 
 from collections.abc import Iterable, Sequence
@@ -38,6 +44,12 @@ FAMILIES: tuple[tuple[str, str, str], ...] = (
      "How far back restores are promised by the SLA policy (oldest restore point's minimum age)."),
     ("bacula_sla_encryption_required", "gauge",
      "1 for every job whose SLA policy requires its backups to be encrypted."),
+    ("bacula_sla_max_migration_lag_seconds", "gauge",
+     "Maximum lag of the newest migrated backup behind the newest backup allowed by the SLA."),
+    ("bacula_sla_max_verify_age_seconds", "gauge",
+     "Maximum age of the last passed run of this verify job allowed by the SLA policy."),
+    ("bacula_sla_max_consolidate_age_seconds", "gauge",
+     "Maximum age of the last good run of this consolidate job allowed by the SLA policy."),
 )
 
 
@@ -54,8 +66,11 @@ def sla_samples(
     defaults: Defaults,
     seen: Iterable[tuple[str, str, str, str]],
     now_utc: datetime,
+    checks: Iterable[tuple[str, str, str, str]] = (),
 ) -> list[Sample]:
     """Return the bacula_sla_* samples for the (catalog, client, job, level) keys seen.
+
+    The checks seen, (kind, catalog, client, job), get their verify or consolidate age only.
 
     Expected jobs are added whether seen or not; max age is per level, and only for the levels
     seen (levels outside full/incremental/differential have no limit). Samples are sorted by
@@ -89,6 +104,14 @@ def sla_samples(
             out.append(Sample("bacula_sla_retention_seconds", base, sla.retention))
         if sla.require_encryption:
             out.append(Sample("bacula_sla_encryption_required", base, 1.0))
+        if sla.max_migration_lag is not None:
+            out.append(Sample("bacula_sla_max_migration_lag_seconds", base, sla.max_migration_lag))
+    for kind, catalog, client, job in sorted(set(checks)):
+        sla = effective(policies, defaults, catalog, client, job)
+        limit = {"verify": sla.max_verify_age, "consolidate": sla.max_consolidate_age}.get(kind)
+        if limit is not None:
+            base = {"catalog": catalog, "client": client, "job": job}
+            out.append(Sample(f"bacula_sla_max_{kind}_age_seconds", base, limit))
     order = {name: i for i, (name, _, _) in enumerate(FAMILIES)}
     out.sort(key=lambda s: (order[s.name], sorted(s.labels.items())))
     return out

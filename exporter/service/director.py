@@ -20,7 +20,7 @@ from exporter.director.parse import (
 from exporter.director.render import View, render
 from exporter.director.schedule import Slots
 from exporter.director.store import STORE_ERRORS, SlotStore
-from exporter.exposition.metrics import Lines
+from exporter.exposition.text import Lines
 
 log = logging.getLogger(__name__)
 

@@ -6,6 +6,7 @@ from enum import IntEnum
 from functools import lru_cache
 
 from exporter.catalog.codes import FAILED
+from exporter.exposition.pools import pool_jobs
 from exporter.exposition.sla import SlaConfig, effective
 from exporter.service.poller import CatalogPoller
 
@@ -110,16 +111,28 @@ def overview(
                 rows.append(StatusRow(name, client, job, level, Standing.NEVER, None,
                                 max_age(name, client, job, level), "", None, "", since, 0))
         # Verify and admin jobs: failing while their last run failed (a verify's differences
-        # too); no SLA age. The level column says which kind of check it is.
+        # too); a verify late past its max_verify_age. The level column says which kind.
         for (kind, client, job, level), check in dict(model.checks).items():
             last = check.last_run
             if last is None:
                 continue
             failed = last.status in FAILED
+            aged = kind in ("verify", "consolidate")
+            limit = max_age(name, client, job, level or kind) if aged else None
+            late = limit is not None and now - (check.last_success or 0.0) > limit
+            verdict = Standing.LATE if late else Standing.FAILING if failed else Standing.OK
+            reason = f"{kind} job ended {last.status.value}" if failed else ""
             rows.append(StatusRow(
-                name, client, job, level or kind, Standing.FAILING if failed else Standing.OK,
-                check.last_success, None, last.status.value, last.time if failed else None,
-                f"{kind} job ended {last.status.value}" if failed else "", None, 0))
+                name, client, job, level or kind, verdict, check.last_success, limit,
+                last.status.value, last.time if failed else None,
+                reason or (f"no {kind} passed within its SLA age" if late else ""), None, 0))
+        # A pool that backups use with no volume left to write: their next runs will wait.
+        used = pool_jobs(model)
+        for pool, figures in dict(model.media).items():
+            if used[pool] and figures.headroom and not sum(figures.headroom.values()):
+                rows.append(StatusRow(
+                    name, "", pool, "pool", Standing.FAILING, None, None, "", None,
+                    f"no volume left to write; {used[pool]} job(s) use this pool", None, 0))
         for info_ in list(model.clients.values()):
             if info_.name not in seen_clients:
                 # A registered client that never ran a backup: the case nobody else alerts on.
@@ -175,14 +188,17 @@ def level_of_trouble(rows: list[StatusRow], health: list[CatalogHealth]) -> tupl
 
 
 def sla_max_age(sla: SlaConfig) -> AgeLimit:
-    """Return the max-age lookup of the SLA policies (policy matching cached per job)."""
+    """Return the max-age lookup of the SLA policies (and of verify and consolidate jobs)."""
 
     @lru_cache(maxsize=65536)
     def limits(catalog: str, client: str, job: str) -> Mapping[str, float | None]:
-        return effective(sla.policies, sla.defaults, catalog, client, job).max_age
+        sla_ = effective(sla.policies, sla.defaults, catalog, client, job)
+        return {**sla_.max_age, "verify": sla_.max_verify_age,
+                "consolidate": sla_.max_consolidate_age}
 
     def lookup(catalog: str, client: str, job: str, level: str) -> float | None:
-        return limits(catalog, client, job).get(level)
+        # Verify levels (verify-catalog...) share max_verify_age; "consolidate" its own age.
+        return limits(catalog, client, job).get("verify" if level.startswith("verify") else level)
 
     return lookup
 

@@ -150,7 +150,8 @@ class CatalogPoller:
         if self.sla is not None:
             # The limits depend only on which keys exist (and series keys are never dropped).
             running = frozenset(k for k in self.model.running() if k not in self.model.series)
-            of = (self.model, len(self.model.series), running)
+            # Checks too: verify and consolidate jobs have limits of their own.
+            of = (self.model, len(self.model.series), len(self.model.checks), running)
             if of[0] is not self._limits_of[0] or of[1:] != self._limits_of[1:]:
                 lines, self.quiet = render_sla(self.cfg.name, self.model, self.sla)
                 limits, self._limits_of = compress(lines), of
@@ -203,7 +204,7 @@ class CatalogPoller:
                     # leave no half-read state behind for the next poll to build on.
                     model = CatalogModel(warning_is_success=self.cfg.warning_is_success)
                     reader = Reader(self.cfg.zone, info=info, restore_window=self._window(),
-                                    settle=self.settle)
+                                    settle=self.settle, expose_volumes=self.cfg.expose_volumes)
                     reader.cold_start(session, model)
                     self.model, self.reader = model, reader
                     if self.listener is not None:

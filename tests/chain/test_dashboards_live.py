@@ -25,7 +25,9 @@ def test_every_panel_query_returns_data(tmp_path: Path) -> None:
     write_demo_catalog(db)
     config, port = write_config(
         tmp_path, db, poll="1s",
-        extra="sla:\n  policies:\n    - {match: {client: 'web*'}, max_copy_lag: 1d}\n",
+        # A retention promise gives a restore window, so restorable bytes have data.
+        extra="sla:\n  defaults: {retention: 7d}\n"
+              "  policies:\n    - {match: {client: 'web*'}, max_copy_lag: 1d}\n",
     )
     exporter = start(["--config", str(config)], port)
     proven: list[str] = []

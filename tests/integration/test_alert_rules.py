@@ -23,6 +23,9 @@ REQUIRED = {
     "BaculaVerifyFailed", "BaculaAdminJobFailed", "BaculaPoolFillingUp",
     "BaculaDirectorDown", "BaculaJobWaitingForOperator", "BaculaScheduledJobMissed",
     "BaculaStorageDeviceBlocked", "BaculaStorageSpaceLow",
+    "BaculaPoolNoWritableVolumes", "BaculaVerifyTooOld",
+    "BaculaMigrationLagging", "BaculaConsolidateFailed", "BaculaConsolidateOverdue",
+    "BaculaMigrationJobFailed",
 }
 
 

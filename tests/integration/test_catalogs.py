@@ -1,5 +1,6 @@
 """The same scenario on every engine and catalog version, read by the real reader."""
 
+import math
 import os
 import sqlite3
 import time
@@ -16,7 +17,8 @@ from exporter.catalog.ddl import column_names
 from exporter.catalog.engines import connect
 from exporter.catalog.model import FinishedJob
 from exporter.exposition.block import Exposition
-from exporter.service.overview import Standing, level_of_trouble, overview
+from exporter.exposition.sla import SlaConfig
+from exporter.service.overview import Standing, level_of_trouble, overview, sla_max_age
 from exporter.service.poller import CatalogPoller
 from exporter.tickets.events.jobs import job_result_event
 from tests import scenario
@@ -464,15 +466,18 @@ def test_copy_rows_settle_before_they_count(
     poll(poller)
     series = poller.model.series[key]
     assert series.runs == runs and series.last_copy == 1772557320 and recorder.jobs == [40]
-    # A migration's new row stays Type B: after the settling time it counts as a backup.
+    # A migration's new row stays Type B: after the settling time it is the migrated data
+    # (handed on, but no new run: the original was counted when it ran).
     cat.execute("INSERT INTO Job (JobId, Job, Name, Type, Level, ClientId, JobStatus, SchedTime, "
                 "JobTDate, PriorJobId) VALUES (41, 'm41', 'BackupAlpha', 'B', 'I', 1, 'T', "
                 "'2026-03-10 00:00:00', 1772557400, 2)")
     poll(poller)
-    assert poller.model.series[key].runs == runs
+    assert poller.model.series[key].last_migration is None
     time.sleep(1.1)
     poll(poller)
-    assert poller.model.series[key].runs == runs + 1 and recorder.jobs == [40, 41]
+    series = poller.model.series[key]
+    assert series.runs == runs and series.last_migration == 1772557400
+    assert recorder.jobs == [40, 41]
     poller.close()
 
 
@@ -565,6 +570,27 @@ def test_failed_verify_is_a_failing_row_and_a_nagios_warning(make_catalog: Any) 
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_verify_too_old_for_its_policy(make_catalog: Any, engine: str) -> None:
+    """max_verify_age reaches the verify job's series and makes its status row late."""
+    cat = make_catalog(engine, scenario.ZONE)
+    write_scenario(cat, 16)
+    sla = SlaConfig.model_validate({"policies": [
+        {"match": {"client": "alpha-fd", "job": "Verify*"}, "max_verify_age": "7d"}]})
+    poller = CatalogPoller(cat.config(), sla=sla)
+    found = poll(poller)
+    name = cat.config().name
+    assert value(found, "bacula_sla_max_verify_age_seconds", catalog=name, client="alpha-fd",
+                 job="VerifyAlpha") == 7 * 86400
+    assert not [k for k in found if k[0] == "bacula_sla_max_verify_age_seconds"
+                and dict(k[1])["job"] != "VerifyAlpha"]  # backups and admin jobs get none
+    rows, health = overview([poller], sla_max_age(sla), time.time())
+    (verify,) = [r for r in rows if r.job == "VerifyAlpha"]
+    assert (verify.standing, verify.max_age) == (Standing.LATE, 7 * 86400)
+    assert level_of_trouble([verify], health)[0] == 2
+    poller.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("version", [16, 1026])
 def test_media_lifecycle_and_capacity(make_catalog: Any, engine: str, version: int) -> None:
     """Retention, RecyclePool, errors, the changer and capacity, read from the catalog."""
@@ -605,4 +631,159 @@ def test_media_lifecycle_and_capacity(make_catalog: Any, engine: str, version: i
     assert got("bacula_pool_capacity_bytes", pool="Offsite") == (
         5_000_000_000 if version >= 1022 else None)
     assert got("bacula_pool_capacity_bytes", pool="Empty") is None
+    poller.close()
+
+
+@pytest.mark.parametrize(("engine", "version"), [
+    *((e, v) for e in ENGINES for v in (16, 1026)), ("postgresql", 2250)])
+def test_pool_headroom_scratch_and_recycle_pool(
+    make_catalog: Any, engine: str, version: int
+) -> None:
+    """Writable headroom per pool: retention edges, the Scratch pool, RecyclePool, MaxVols."""
+    cat = make_catalog(engine, scenario.ZONE)
+    b = scenario.build()
+    now = time.time()
+    for pool, kind, max_vols in (("Scratch", "Scratch", 0), ("Tape", "Backup", 3),
+                                 ("Locked", "Backup", 1), ("Spare", "Scratch", 0)):
+        b.pool(pool, kind, max_vols)
+    vols = {
+        # name: pool, status, LastWritten, VolRetention, Recycle, RecyclePool
+        "Scratch-0001": ("Scratch", "Append", None, 0, 0, None),
+        "Scratch-0002": ("Scratch", "Purged", now - 90 * 86400, 0, 1, None),
+        "Tape-0001": ("Tape", "Full", now - 7200, 3600, 1, None),  # expired an hour ago
+        "Tape-0002": ("Tape", "Used", now - 7200, 3 * 3600, 1, None),  # expires in an hour
+        "Tape-0003": ("Tape", "Full", now - 7200, 3600, 1, "Scratch"),  # expired, to Scratch
+        "Locked-0001": ("Locked", "Full", now - 7200, 3 * 3600, 1, None),
+    }
+    for name, (pool, status, written, retention, recycle, recycle_pool) in vols.items():
+        media_id = b.volume(name, pool, status, 100, written or 0)
+        b.rows["Media"][-1].update(
+            LastWritten=b.rows["Media"][-1]["LastWritten"] if written else None,
+            VolRetention=retention, Recycle=recycle,
+            RecyclePoolId=b.pool(recycle_pool) if recycle_pool else 0)
+        assert media_id
+    for row in b.rows["Pool"]:
+        row["LabelFormat"] = {"Full": "Full-", "Offsite": "Offsite-"}.get(row["Name"], "*")
+        row["NextPoolId"] = b.pool("Offsite") if row["Name"] == "Full" else 0
+        row["ScratchPoolId"] = b.pool("Spare") if row["Name"] == "Locked" else 0
+    [beta] = [j for j in b.rows["Job"] if j["JobId"] == 7]  # BackupBeta's last full run
+    beta["PoolId"] = b.pool("Locked")
+    with closing(cat.cursor()) as cur:
+        b.write(cur, cat.engine, version)
+    cat.conn.commit()
+    poller = CatalogPoller(cat.config())
+    found = poll(poller)
+    name = cat.config().name
+
+    def room(pool: str) -> list[float | None]:
+        return [value(found, "bacula_pool_headroom_volumes", catalog=name, pool=pool, source=s)
+                for s in ("append", "recyclable", "scratch", "new")]
+
+    assert room("Full") == [1, 0, 3, 4]  # MaxVols 10, 3 held: 3 from Scratch, then 4 labeled
+    assert room("Tape") == [0, 1, 0, 0]  # at MaxVols: nothing from Scratch
+    assert room("Scratch") == [1, 2, 0, 0]  # the purged volume, and Tape-0003 recycled into it
+    assert room("Empty") == [0, 0, 3, 0]  # takes from the pool named Scratch
+    assert room("Offsite") == [1, 0, 3, math.inf]  # labels its own, no MaxVols
+    assert room("Locked") == [0, 0, 0, 0]  # its ScratchPoolId (Spare) is empty
+    assert [value(found, "bacula_pool_volumes_recyclable", catalog=name, pool="Tape", within=w)
+            for w in ("now", "1d")] == [1, 2]
+
+    def jobs(pool: str) -> float | None:
+        return value(found, "bacula_pool_jobs", catalog=name, pool=pool)
+
+    # The scenario's backup keys write to Full, whose copies go to Offsite: six finished ones
+    # and BackupDelta's two that never finished; BackupBeta's last full run used Locked.
+    assert (jobs("Locked"), jobs("Tape"), jobs("Scratch")) == (1, 0, 0)
+    assert (jobs("Full"), jobs("Offsite")) == (8, 8)
+    rows, _ = overview([poller], lambda *_: None, now)
+    pools = [(r.job, r.standing, r.reason) for r in rows if r.level == "pool"]
+    assert pools == [("Locked", Standing.FAILING,
+                      "no volume left to write; 1 job(s) use this pool")]
+    poller.close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_volumes_exposed_only_when_asked(make_catalog: Any, engine: str) -> None:
+    """expose_volumes: true adds series per volume; without it there are none."""
+    cat = make_catalog(engine, scenario.ZONE)
+    write_scenario(cat, 1026)
+    cat.execute("UPDATE Media SET Recycle = 1, VolRetention = 86400 WHERE VolumeName = 'Full-0001'")
+    off = CatalogPoller(cat.config())
+    assert not [k for k in poll(off) if k[0].startswith("bacula_volume_")]
+    off.close()
+    on = CatalogPoller(cat.config(expose_volumes=True))
+    found = poll(on)
+    name = cat.config().name
+
+    def got(metric: str, volume: str, **labels: str) -> float | None:
+        pool = volume.split("-")[0]
+        return value(found, metric, catalog=name, pool=pool, volume=volume, **labels)
+
+    assert got("bacula_volume_status", "Full-0001", status="full") == 1
+    assert got("bacula_volume_status", "Offsite-0001", status="append") == 1
+    assert [got("bacula_volume_bytes", v) for v in ("Full-0001", "Full-0002", "Full-0003")] == [
+        5000, 3000, 1000]
+    assert got("bacula_volume_last_written_timestamp_seconds", "Full-0002") == scenario.T0
+    assert got("bacula_volume_expires_timestamp_seconds", "Full-0001") == scenario.T0 + 86400
+    assert got("bacula_volume_expires_timestamp_seconds", "Full-0002") is None  # Recycle = no
+    assert len([k for k in found if k[0] == "bacula_volume_status"]) == 4
+    on.close()
+
+
+@pytest.mark.parametrize("version", [2210, 2250])
+def test_bareos_consolidate_and_volume_encryption(make_catalog: Any, version: int) -> None:
+    """Bareos: consolidate jobs (Type O) have their own series and rows; EncryptionKey counts."""
+    cat = make_catalog("postgresql", scenario.ZONE)
+    b = scenario.build()
+    now = time.time()
+    b.job("Consolidate", "alpha-fd", now - 2 * 86400, now - 2 * 86400 + 60, type_="O",
+          level="F", job_id=30)
+    b.job("Consolidate", "alpha-fd", now - 3600, now - 3000, type_="O", level="F", status="f",
+          job_id=31)
+    b.job("ConsolidateLab", "beta-fd", now - 3600, now - 3000, type_="O", level="F", job_id=32)
+    keyed = b.volume("Tape-0001", "Full", "Append", 100, now)
+    b.rows["Media"][-1]["EncryptionKey"] = "k3y"
+    b.job_media(1, keyed)  # the scenario's first full wrote only to the keyed tape
+    b.job_media(5, keyed)  # BackupBeta's full wrote to it and to a volume without a key
+    b.job_media(5, 1)
+    with closing(cat.cursor()) as cur:
+        b.write(cur, cat.engine, version)
+    cat.conn.commit()
+    sla = SlaConfig.model_validate({"policies": [
+        {"match": {"job": "ConsolidateLab"}, "max_consolidate_age": "off"}]})
+    recorder = Recorder()
+    poller = CatalogPoller(cat.config(), recorder, sla=sla)
+    found = poll(poller)
+    name = cat.config().name
+
+    def got(metric: str, **labels: str) -> float | None:
+        return value(found, metric, catalog=name, **labels)
+
+    job = {"client": "alpha-fd", "job": "Consolidate"}
+    assert got("bacula_consolidate_last_run_status", **job, status="error") == 1
+    assert got("bacula_consolidate_last_success_timestamp_seconds", **job) == int(
+        now - 2 * 86400 + 60)
+    assert (got("bacula_consolidate_runs_total", **job),
+            got("bacula_consolidate_failures_total", **job)) == (2, 1)
+    assert got("bacula_sla_max_consolidate_age_seconds", **job) == 26 * 3600
+    assert got("bacula_sla_max_consolidate_age_seconds", client="beta-fd",
+               job="ConsolidateLab") is None
+    assert got("bacula_job_last_success_encrypted", client="alpha-fd", job="BackupAlpha",
+               level="full") == 1
+    assert got("bacula_job_last_success_encrypted", client="beta-fd", job="BackupBeta",
+               level="full") is None  # one volume without a key: unknown, not "no"
+    rows, _ = overview([poller], sla_max_age(sla), now)
+    (row,) = [r for r in rows if r.job == "Consolidate"]
+    assert (row.level, row.standing) == ("consolidate", Standing.LATE)
+    (lab,) = [r for r in rows if r.job == "ConsolidateLab"]
+    assert lab.standing is Standing.OK
+    # A consolidation that ends now: its ticket names the type, the row is ok again.
+    cat.execute("INSERT INTO Job (JobId, Job, Name, Type, Level, ClientId, JobStatus, JobTDate) "
+                "VALUES (33, 'Consolidate.33', 'Consolidate', 'O', 'F', 1, 'T', %s)",
+                (int(now),))
+    found = poll(poller)
+    assert got("bacula_consolidate_last_run_status", **job, status="ok") == 1
+    assert job_result_event(recorder.finished[33]).body["type"] == "consolidate"
+    rows, _ = overview([poller], sla_max_age(sla), now)
+    assert [r.standing for r in rows if r.job == "Consolidate"] == [Standing.OK]
     poller.close()

@@ -6,7 +6,7 @@ import zlib
 
 import pytest
 
-from exporter.catalog.media import Lifecycle
+from exporter.catalog.media import Lifecycle, PoolRules, Volume
 from exporter.catalog.model import CatalogModel, Client, JobRecord, Pool
 from exporter.catalog.restore_points import Coverage
 from exporter.exposition import block as block_module
@@ -17,7 +17,7 @@ from exporter.exposition.pieces import GZIP_HEADER, Piece, crc32_combine, gzip_e
 from tests.promtext import samples
 
 STATUSES = "TTTTWEfAR"  # mostly good; R keeps a job running
-TYPES = "BBBBBCRVD"  # backups mostly; copies, restores, verify and admin jobs
+TYPES = "BBBBBCRVDMgO"  # backups mostly; copies, restores, checks, migrations, consolidation
 
 
 def random_change(model: CatalogModel, rng: random.Random, next_id: list[int]) -> None:
@@ -33,7 +33,8 @@ def random_change(model: CatalogModel, rng: random.Random, next_id: list[int]) -
                 rng.choice("FIDV"), rng.randint(1, 12), rng.choice(STATUSES),
                 errors=rng.choice([0, 0, 1]), files=rng.randint(0, 9), bytes=rng.randint(0, 10**9),
                 start_time=1.79e9 + job_id, end_time=1.79e9 + job_id + rng.randint(0, 99),
-                job_tdate=1_790_000_000 + job_id, encrypted=rng.choice([None, True, False])))
+                job_tdate=1_790_000_000 + job_id, encrypted=rng.choice([None, True, False]),
+                pool_id=rng.randint(0, 3), prior_job_id=rng.choice([0, 0, 0, max(1, job_id - 5)])))
         model.apply(records)
     elif what < 0.7:
         new = {i: Client(f"c{i:02d}-fd", rng.choice(["9.6", "15.0"])) for i in
@@ -43,8 +44,17 @@ def random_change(model: CatalogModel, rng: random.Random, next_id: list[int]) -
         model.set_pools({f"P{i}": Pool({"append": rng.randint(0, 3)}, rng.randint(0, 99), 5)
                          for i in rng.sample(range(6), rng.randint(0, 4))})
     elif what < 0.85:
+        rules = {i: PoolRules(i, f"P{i}", rng.randint(0, 5), rng.randint(0, 5), rng.random() < 0.5,
+                              "Scratch", rng.choice(["", "P2"])) for i in range(1, 4)}
+        volumes = [Volume(f"P{rng.randint(1, 3)}", rng.choice(["append", "full"]),
+                          1.79e9 + rng.randint(0, 99), 86400.0, True, 0, False, "", "",
+                          name=f"Vol{i}", bytes=rng.randint(0, 10**6))
+                   for i in rng.sample(range(9), rng.randint(0, 4))]
         model.set_media({"P1": Lifecycle({"now": rng.randint(0, 2)}, rng.randint(0, 1),
-                                         {"Changer": rng.randint(0, 3)})})
+                                         {"Changer": rng.randint(0, 3)},
+                                         headroom={"append": rng.randint(0, 2),
+                                                   "new": rng.choice([0.0, float("inf")])})},
+                        rules, volumes)
     elif what < 0.95:
         model.set_coverage({(f"c{i:02d}-fd", f"Job{i:02d}"): rng.choice(
             [None, Coverage(1.7e9, 1.79e9 + rng.randint(0, 9), rng.randint(1, 5), 2)])

@@ -1,6 +1,8 @@
 """The media lifecycle rules: retention edges, Recycle, RecyclePool, errors, the changer."""
 
-from exporter.catalog.media import Volume, lifecycle, recyclable_at
+import math
+
+from exporter.catalog.media import PoolRules, Volume, headroom, lifecycle, recyclable_at
 
 NOW = 1_800_000_000.0
 DAY = 86400.0
@@ -48,3 +50,45 @@ def test_lifecycle_per_pool() -> None:
     assert full.in_changer == {"Changer1": 2} and full.in_changer_appendable == {"Changer1": 1}
     assert figures["Inc"].in_changer_appendable == {"Changer2": 1}
     assert figures["Scratch"].errors == 0 and figures["Scratch"].in_changer == {}
+
+
+def rules(name: str, max_volumes: int = 0, volumes: int = 0, labels: bool = False,
+          scratch: str = "", pool_id: int = 1) -> PoolRules:
+    """A pool's rules with defaults: no MaxVols, no LabelFormat, no scratch pool."""
+    return PoolRules(pool_id, name, max_volumes, volumes, labels, scratch, "")
+
+
+def test_headroom_follows_bacula_volume_choice() -> None:
+    """Append, recyclable now, scratch and new volumes; MaxVols bounds scratch and new."""
+    media = lifecycle([
+        vol(status="append", written=NOW),
+        vol(status="append", written=NOW, enabled=False),  # disabled: never picked
+        vol(written=NOW - 31 * DAY),  # recyclable now
+        vol(written=NOW - 31 * DAY, recycle=False),  # Recycle = no: stays full
+        vol(status="purged", enabled=False),  # disabled: not recycled either
+        vol(status="append", written=None, pool="Scratch"),
+        vol(status="purged", pool="Scratch"),
+        vol(written=NOW - 31 * DAY, pool="Scratch"),
+        vol(written=NOW - 31 * DAY, pool="Tape", recycle_pool="Scratch"),  # back to Scratch
+        vol(status="full", pool="Tape"),
+    ], NOW)
+    headroom([
+        rules("Full", scratch="Scratch"),  # no MaxVols, no LabelFormat: all of Scratch
+        rules("Tape", max_volumes=3, volumes=2, scratch="Scratch"),  # room for one more
+        rules("Disk", labels=True),  # labels its own volumes without a limit
+        rules("Capped", max_volumes=5, volumes=5, labels=True, scratch="Scratch"),  # at MaxVols
+        rules("Scratch", scratch="Scratch"),  # its own scratch pool does not count twice
+    ], media)
+    assert media["Full"].headroom == {"append": 1, "recyclable": 1, "scratch": 4, "new": 0}
+    assert media["Tape"].headroom == {"append": 0, "recyclable": 0, "scratch": 1, "new": 0}
+    assert media["Disk"].headroom == {"append": 0, "recyclable": 0, "scratch": 0,
+                                      "new": math.inf}
+    assert media["Capped"].headroom == {"append": 0, "recyclable": 0, "scratch": 0, "new": 0}
+    assert media["Scratch"].headroom == {"append": 1, "recyclable": 3, "scratch": 0, "new": 0}
+
+
+def test_new_volumes_fill_the_room_scratch_leaves() -> None:
+    """Below MaxVols a labeling pool takes scratch volumes first, then labels the rest."""
+    media = lifecycle([vol(status="append", written=None, pool="Scratch")], NOW)
+    headroom([rules("Full", max_volumes=4, volumes=1, labels=True, scratch="Scratch")], media)
+    assert media["Full"].headroom == {"append": 0, "recyclable": 0, "scratch": 1, "new": 2}

@@ -1,6 +1,7 @@
 """Golden exposition of a hand-built state, and the render cache."""
 
 import gzip
+import math
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from exporter.catalog.codes import StatusClass
-from exporter.catalog.media import Lifecycle
+from exporter.catalog.media import Lifecycle, PoolRules, Volume
 from exporter.catalog.model import CatalogModel, Check, Client, JobRecord, Pool, Run, Series
 from exporter.catalog.restore_points import Coverage
 from exporter.exposition.block import Exposition
@@ -18,14 +19,13 @@ from exporter.exposition.metrics import (
     STATE_FAMILIES,
     Health,
     assemble,
-    escape,
-    number,
     render_health,
     render_quiet,
     render_sla,
     render_state,
 )
 from exporter.exposition.sla import SlaConfig
+from exporter.exposition.text import escape, number
 from tests.promtext import samples
 
 GOLDEN = Path(__file__).parent / "golden" / "exposition.prom"
@@ -40,7 +40,7 @@ def hand_state() -> CatalogModel:
         last_success=Run(9, 1789900000.0, StatusClass.WARNING, 123456789012, 4321, 1800.5,
                          encrypted=True),
         last_failure=Run(10, 1790000000.0, StatusClass.ERROR, 0, 0, 5.0),
-        runs=7, failures=2, last_copy=1789900000.0,
+        runs=7, failures=2, last_copy=1789900000.0, last_migration=1789000000.0,
     )
     s.series[("web01-fd", "Backup-web01", "incremental")] = Series(runs=1, failures=1, last_run=(
         Run(11, 1790001000.0, StatusClass.CANCELED, 0, 0, 0.0)))
@@ -50,15 +50,28 @@ def hand_state() -> CatalogModel:
     s.pools = {"Full": Pool({"append": 2, "full": 5}, 999, 10, 5_000_000_000),
                "Empty": Pool({}, 0, 0)}
     s.media = {"Full": Lifecycle({"now": 1, "1d": 2, "7d": 4}, 1, {"Autochanger1": 3},
-                                 {"Autochanger1": 1})}
+                                 {"Autochanger1": 1}, 2,
+                                 {"append": 2, "recyclable": 1, "scratch": 3, "new": math.inf})}
+    s.volumes = [Volume("Full", "full", 1789000000.0, 30 * 86400.0, True, 0, True, "Autochanger1",
+                        "", name="Full-0001", bytes=5_000_000),
+                 Volume("Full", "append", None, 30 * 86400.0, True, 0, True, "Autochanger1",
+                        "", name="Full-0002")]
+    s.pool_rules = {1: PoolRules(1, "Full", 10, 7, True, "Scratch", "Offsite"),
+                    2: PoolRules(2, "Offsite", 0, 0, False, "", "")}
+    s.series[("web01-fd", "Backup-web01", "full")].last_run.pool_id = 1  # type: ignore[union-attr]
     s.skipped["unknown_status"] = 1
     s.checks = {
         ("verify", "web01-fd", "Verify-web01", "verify-volume-to-catalog"): Check(
             Run(20, 1790002500.0, StatusClass.DIFFERENCES, 0, 4321, 60.0), 1789500000.0, 3, 1),
         ("admin", "", "CatalogMaintenance", ""): Check(
             Run(21, 1790002600.0, StatusClass.OK, 0, 0, 2.0), 1790002600.0, 5, 0),
+        ("migration", "web01-fd", "MigrateToTape", ""): Check(
+            Run(23, 1790002800.0, StatusClass.CANCELED, 0, 0, 3.0), 1789916400.0, 6, 2),
+        ("consolidate", "bareos-fd", "Consolidate", ""): Check(
+            Run(22, 1790002700.0, StatusClass.ERROR, 0, 0, 30.0), 1789916300.0, 4, 1),
     }
-    s.coverage = {("web01-fd", "Backup-web01"): Coverage(1789000000.0, 1789900000.0, 9, 3),
+    s.coverage = {("web01-fd", "Backup-web01"): Coverage(1789000000.0, 1789900000.0, 9, 3,
+                                                         456789),
                   ("web01-fd", "Backup-gone"): None}  # nothing left to restore
     return s
 
@@ -66,7 +79,8 @@ def hand_state() -> CatalogModel:
 # A policy that sets everything, so every bacula_sla_* family has a sample.
 SLA = SlaConfig.model_validate({"policies": [{
     "match": {"client": "web01-fd"}, "max_copy_lag": "1d", "max_runtime": "6h",
-    "retention": "30d", "require_encryption": True,
+    "retention": "30d", "require_encryption": True, "max_verify_age": "7d",
+    "max_migration_lag": "8d",
     "quiet_hours": [{"from": "08:00", "to": "18:00", "timezone": "UTC"}],
     "expected_jobs": [{"catalog": "main", "client": "web01-fd", "job": "Backup-web01-db"}],
 }]})

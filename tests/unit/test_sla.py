@@ -26,6 +26,7 @@ from exporter.exposition.sla import (
     unknown_catalogs,
 )
 from exporter.exposition.sla_samples import FAMILIES, Sample, sla_samples
+from exporter.service.overview import sla_max_age
 
 ROOT = Path(__file__).resolve().parents[2]
 H = 3600.0
@@ -320,9 +321,47 @@ def test_every_sample_belongs_to_a_family() -> None:
     p = policy(match={"catalog": "main"}, max_copy_lag="1d",
                quiet_hours=[{"from": "00:00", "to": "24:00"}],
                expected_jobs=[{"client": "c", "job": "j"}],
-               retention="14d", require_encryption=True)
-    samples = sla_samples([p], Defaults(), [("main", "c", "j", "full")], utc(2025, 1, 1))
+               retention="14d", require_encryption=True, max_verify_age="7d",
+               max_migration_lag="8d")
+    samples = sla_samples([p], Defaults(), [("main", "c", "j", "full")], utc(2025, 1, 1),
+                          [("verify", "main", "c", "v"), ("consolidate", "main", "c", "ai")])
     assert {s.name for s in samples} == names
+
+
+def test_max_verify_age_for_verify_jobs_only_from_policy_or_defaults() -> None:
+    """Verify jobs get their policy's max_verify_age, else the defaults'; backups get none."""
+    defaults = Defaults.model_validate({"max_verify_age": "30d"})
+    db = policy(match={"client": "db*"}, max_verify_age="7d")
+    lab = policy(match={"client": "lab"}, max_verify_age="off")
+    verifies = [("verify", "main", "db1", "VerifyDb1"), ("verify", "main", "web", "VerifyWeb"),
+                ("verify", "main", "lab", "VerifyLab")]
+    samples = [s for s in sla_samples([db, lab], defaults, [("main", "db1", "BackupDb1", "full")],
+                                      utc(2025, 1, 1), verifies)
+               if s.name == "bacula_sla_max_verify_age_seconds"]
+    assert [(s.labels["job"], s.value) for s in samples] == [
+        ("VerifyDb1", 7 * D), ("VerifyWeb", 30 * D)]
+    with pytest.raises(ValidationError, match="greater than 0"):
+        policy(max_verify_age="0s")
+
+
+def test_status_lookup_gives_verify_levels_their_max_verify_age() -> None:
+    """The status page's age lookup answers verify levels with max_verify_age."""
+    lookup = sla_max_age(SlaConfig.model_validate(
+        {"policies": [{"match": {"client": "db1"}, "max_verify_age": "2d"}]}))
+    assert lookup("main", "db1", "VerifyDb1", "verify-volume-to-catalog") == 2 * D
+    assert lookup("main", "db1", "BackupDb1", "full") == 7 * D
+    assert lookup("main", "web", "VerifyWeb", "verify-catalog") is None
+    assert lookup("main", "db1", "Consolidate", "consolidate") == 26 * H  # built in
+
+
+def test_consolidate_age_is_built_in_and_can_be_lifted() -> None:
+    """Bareos consolidate jobs get 26h unless a policy says otherwise; only consolidate jobs."""
+    lab = policy(match={"client": "lab"}, max_consolidate_age="off")
+    checks = [("consolidate", "main", "db1", "Consolidate"), ("consolidate", "main", "lab", "C"),
+              ("admin", "main", "", "CatalogBackup")]
+    samples = sla_samples([lab], Defaults(), [], utc(2025, 1, 1), checks)
+    assert samples == [Sample("bacula_sla_max_consolidate_age_seconds",
+                              {"catalog": "main", "client": "db1", "job": "Consolidate"}, 26 * H)]
 
 
 # --- retention and encryption ------------------------------------------------------------------
@@ -469,6 +508,7 @@ def test_example_sla_file() -> None:
     other = effective(sla.policies, sla.defaults, "main", "intranet-fd", "intranet-files")
     assert other.policy is None and other.max_age["full"] == 8 * D
     assert (other.retention, other.require_encryption) == (None, False)
+    assert other.max_verify_age == 31 * D
     # The example's restore_window is the one its policies need.
     assert parse_duration(data["catalogs"][0]["restore_window"]) == restore_window(sla)
     samples = sla_samples(sla.policies, sla.defaults, [], utc(2025, 11, 24, 9, 0))

@@ -4,6 +4,7 @@ import pytest
 
 from exporter.catalog.codes import StatusClass, classify, level_name
 from exporter.catalog.model import Aggregate, CatalogModel, Client, JobRecord
+from exporter.catalog.rows import latest_ids
 
 
 def rec(job_id: int, status: str = "T", *, level: str = "F", type_: str = "B", errors: int = 0,
@@ -146,3 +147,47 @@ def test_generation_changes_only_with_content() -> None:
     assert s.generation == g
     s.apply([rec(1)])
     assert s.generation > g
+
+
+def test_migration_keeps_the_data_in_place_and_counts_no_new_run() -> None:
+    """A migration's new B row (PriorJobId set, the original's JobTDate) is not a later run."""
+    s = state()
+    s.apply([rec(1, tdate=5000), rec(2, tdate=9000)])
+    # Job 1 is migrated later: its new row 3 carries job 1's time.
+    moved = JobRecord(job_id=3, job="J.3", name="J", type="B", level="F", client_id=1,
+                      status="T", job_tdate=5000, prior_job_id=1, pool_id=7)
+    s.apply([moved])
+    series = s.series[("c1", "J", "full")]
+    assert series.last_success is not None and series.last_success.job_id == 2
+    assert series.last_run is not None and series.last_run.job_id == 2
+    assert (series.runs, series.last_migration) == (2, 5000.0)
+    # A failed migration leaves every series alone.
+    s.apply([JobRecord(job_id=4, job="J.4", name="J", type="B", level="F", client_id=1,
+                       status="f", job_tdate=9000, prior_job_id=2)])
+    assert (series.runs, series.failures, series.last_migration) == (2, 0, 5000.0)
+    # With its original purged, a moved row is the last success at the original's time.
+    lone = state()
+    lone.apply([moved])
+    only = lone.series[("c1", "J", "full")]
+    assert only.last_success is not None and only.last_success.time == 5000.0
+    assert only.last_run is None and only.runs == 0
+
+
+def test_cold_start_counts_migrated_originals_once() -> None:
+    """Type M rows were backup runs; the moved rows only give the migration time."""
+    s = state()
+    s.seed([
+        Aggregate(1, "J", "M", "F", "T", False, 3, 3, 1, 5000, 300),
+        Aggregate(1, "J", "B", "F", "T", False, 2, 5, 4, 9000, 200),
+        Aggregate(1, "J", "B", "F", "T", False, 3, 8, 6, 5000, 300, moved=True, migrated=True),
+        # A copy promoted to a backup when its original was purged: moved, not migrated.
+        Aggregate(1, "J", "B", "F", "T", False, 1, 9, 9, 7000, 100, moved=True),
+    ])
+    series = s.series[("c1", "J", "full")]
+    assert (series.runs, series.bytes, series.last_migration) == (5, 500, 5000.0)
+    picked = latest_ids([
+        Aggregate(1, "J", "M", "F", "T", False, 3, 3, 1, 5000),
+        Aggregate(1, "J", "B", "F", "T", False, 2, 5, 4, 9000),
+        Aggregate(1, "J", "B", "F", "T", False, 3, 8, 6, 5000, moved=True),
+    ], s)
+    assert picked == {3, 5, 8}

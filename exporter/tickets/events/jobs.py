@@ -9,7 +9,8 @@ from exporter.tickets.events.models import Event
 
 SEVERITY = {StatusClass.OK: "info", StatusClass.WARNING: "warning"}  # the rest are critical
 TYPES = {"B": "backup", "C": "copy", "R": "restore", "V": "verify", "D": "admin",
-         "c": "copy-control", "g": "migrate-control", "M": "migrated", "A": "archive"}
+         "c": "copy-control", "g": "migrate-control", "M": "migrated", "A": "archive",
+         "O": "consolidate"}
 RESTORE_PREFIX = "Restore: "  # restores stand out in every ticket list and page
 
 
