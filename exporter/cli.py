@@ -83,7 +83,6 @@ def _check(path: str) -> int:
 
 def _status(path: str, check: bool) -> int:
     """Poll every catalog once and print the overview, or one Nagios/Icinga check line."""
-    import time
 
     from exporter.service.live import live_overview, with_directors
     from exporter.service.overview import human_age, level_of_trouble, overview, sla_max_age
@@ -133,27 +132,13 @@ def _status(path: str, check: bool) -> int:
 def _directors_once(config: Config, pollers: Sequence[Any]) -> list[Any]:
     """Poll each Director once; the kept slots are read, never written (the server owns them)."""
     from exporter.director.console import runtime_dir
-    from exporter.director.store import (
-        SLOT_FILE,
-        MemorySlotStore,
-        PostgresSlotStore,
-        ReadOnlySlotStore,
-        SlotStore,
-        SqliteSlotStore,
-    )
-    from exporter.service.director import DirectorPoller
+    from exporter.service.director import director_pollers
 
     if not config.directors:
         return []
-    store: SlotStore = MemorySlotStore()
-    if config.state_database is not None:
-        store = PostgresSlotStore(config.state_database)
-    elif config.state_dir is not None and (config.state_dir / SLOT_FILE).exists():
-        store = SqliteSlotStore(config.state_dir / SLOT_FILE)
     folder = runtime_dir()
-    by_name = {p.cfg.name: p for p in pollers}
-    directors = [DirectorPoller(d, folder, ReadOnlySlotStore(store), by_name[d.catalog].jobs_seen)
-                 for d in config.directors]
+    directors = director_pollers(config, {p.cfg.name: p.jobs_seen for p in pollers}, folder,
+                                 read_only=True)
     try:
         for director in directors:
             director.poll()
@@ -164,17 +149,13 @@ def _directors_once(config: Config, pollers: Sequence[Any]) -> list[Any]:
 
 def _print_live(rows: Sequence[Any], health: Sequence[Any], now: float) -> None:
     """Print what the Directors say now: who is down, what waits, what was missed, what comes."""
-    from exporter.service.overview import human_age
-
     for h in health:
         state = f"up, {h.version}" if h.up else f"DOWN: {h.error}"
         print(f"director {h.name} (catalog {h.catalog}): {state}")
     for r in rows:
-        if r.kind in ("waiting", "running"):
-            when = f"for {human_age(now - r.when)}"
-        else:
-            when = "" if r.kind == "blocked" else time.strftime(
-                "at %Y-%m-%d %H:%M UTC", time.gmtime(r.when))
+        when = r.when_text(now)
+        if r.kind in ("missed", "next"):
+            when = f"at {when}"
         print(f"  {r.kind:8} {r.director}  {r.client or '-'}  {r.job or '-'}  {r.level or '-'}  "
               f"{r.what}  {when}".rstrip())
 

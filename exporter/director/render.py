@@ -105,7 +105,7 @@ def render(view: View) -> Lines:
     return out
 
 
-def _job_key(view: View, base: str, client: str, job: str, level: str) -> str:
+def _job_key(base: str, client: str, job: str, level: str) -> str:
     """Return the label set of a job series, as the catalog series spell it."""
     return f'{base},client="{escape(client)}",job="{escape(job)}",level="{escape(level)}"'
 
@@ -122,13 +122,13 @@ def _render_jobs(view: View, base: str, out: Lines) -> None:
         since[key] = min(since.get(key, at), at)
         written[(job.client, job.name, job.level)] += job.bytes
     for key, runs in sorted(count.items()):
-        labels_ = f'{_job_key(view, base, *key[:3])},state="{key[3]}"'
+        labels_ = f'{_job_key(base, *key[:3])},state="{key[3]}"'
         out["bacula_director_job_state"].append(f"{{{labels_}}} {runs}")
         out["bacula_director_job_state_since_timestamp_seconds"].append(
             f"{{{labels_}}} {number(since[key])}")
     for (client, name, level), total in sorted(written.items()):
         out["bacula_director_job_bytes"].append(
-            f"{{{_job_key(view, base, client, name, level)}}} {total}")
+            f"{{{_job_key(base, client, name, level)}}} {total}")
 
 
 def _render_schedule(view: View, base: str, out: Lines) -> None:
@@ -138,10 +138,10 @@ def _render_schedule(view: View, base: str, out: Lines) -> None:
         key = (run.name, run.level)
         nearest[key] = min(nearest.get(key, run.at), run.at)
     for (name, level), at in sorted(nearest.items()):
-        text = _job_key(view, base, view.clients.get(name, ""), name, level)
+        text = _job_key(base, view.clients.get(name, ""), name, level)
         out["bacula_director_next_run_timestamp_seconds"].append(f"{{{text}}} {number(at)}")
     for name, level in sorted(set(nearest) | set(view.missed)):
-        text = _job_key(view, base, view.clients.get(name, ""), name, level)
+        text = _job_key(base, view.clients.get(name, ""), name, level)
         missed = view.missed.get((name, level))
         out["bacula_director_schedule_missed"].append(f"{{{text}}} {int(missed is not None)}")
         if missed is not None:

@@ -122,3 +122,18 @@ class PostgresSlotStore:
             with conn.cursor() as cur:
                 cur.executemany(INSERT, [(director, s.job, s.level, s.at, int(m))
                                          for s, m in rows])
+
+
+def slot_store(state_dir: Path | None, state_database: StateDatabaseConfig | None,
+               read_only: bool = False) -> SlotStore:
+    """Return where the slots are kept: the state database, else state_dir, else memory.
+
+    `read_only` (a one-shot `status`) reads what the server kept and writes nothing, not even a
+    new file in state_dir.
+    """
+    store: SlotStore = MemorySlotStore()
+    if state_database is not None:
+        store = PostgresSlotStore(state_database)
+    elif state_dir is not None and (not read_only or (state_dir / SLOT_FILE).exists()):
+        store = SqliteSlotStore(state_dir / SLOT_FILE)
+    return ReadOnlySlotStore(store) if read_only else store

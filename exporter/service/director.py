@@ -6,8 +6,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from exporter.config import Config
 from exporter.director.config import DirectorConfig
-from exporter.director.console import Console, ConsoleError
+from exporter.director.console import Console, ConsoleError, runtime_dir
 from exporter.director.parse import (
     Device,
     Parsed,
@@ -19,7 +20,7 @@ from exporter.director.parse import (
 )
 from exporter.director.render import View, render
 from exporter.director.schedule import Slots
-from exporter.director.store import STORE_ERRORS, SlotStore
+from exporter.director.store import STORE_ERRORS, SlotStore, slot_store
 from exporter.exposition.text import Lines
 
 log = logging.getLogger(__name__)
@@ -207,3 +208,16 @@ class DirectorPoller:
             if line not in self._logged and len(self._logged) < LOGGED_MAX:
                 self._logged.add(line)
                 log.warning("director %s: cannot parse %r", self.cfg.name, line[:200])
+
+
+def director_pollers(config: Config, jobs_seen: dict[str, CatalogView],
+                     folder: Path | None = None, read_only: bool = False) -> list[DirectorPoller]:
+    """Make one poller per Director, its jobs joined to its catalog's (jobs_seen by catalog).
+
+    The console configs go in `folder`, by default a private runtime folder made here.
+    """
+    if not config.directors:
+        return []
+    store = slot_store(config.state_dir, config.state_database, read_only)
+    folder = folder or runtime_dir()
+    return [DirectorPoller(d, folder, store, jobs_seen[d.catalog]) for d in config.directors]

@@ -1,9 +1,11 @@
 """What the Directors say now, for the status page and the `status` command."""
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from exporter.service.director import DirectorPoller
+from exporter.service.overview import human_age
 
 # Waits that need a person: a volume to label or load, a mount, an operator's answer.
 OPERATOR_WAITS = ("media", "mount", "operator")
@@ -21,6 +23,14 @@ class LiveRow:
     level: str
     what: str  # the wait state, the device, or the level of a next run
     when: float  # since (waiting, running), slot time (missed, next)
+
+    def when_text(self, now: float) -> str:
+        """Say when: how long it waits or runs, or the (UTC) time of a slot; nothing if blocked."""
+        if self.kind in ("waiting", "running"):
+            return f"for {human_age(now - self.when)}"
+        if self.kind == "blocked":
+            return ""
+        return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(self.when))
 
     @property
     def trouble(self) -> bool:

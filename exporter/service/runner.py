@@ -8,19 +8,11 @@ from functools import partial
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from exporter.config import Config
-from exporter.director.console import runtime_dir
 from exporter.director.render import FAMILIES as DIRECTOR_FAMILIES
-from exporter.director.store import (
-    SLOT_FILE,
-    MemorySlotStore,
-    PostgresSlotStore,
-    SlotStore,
-    SqliteSlotStore,
-)
 from exporter.exposition.block import Exposition
 from exporter.exposition.metrics import assemble
 from exporter.ha.leader import Leadership, leader_gauge
-from exporter.service.director import DirectorPoller
+from exporter.service.director import DirectorPoller, director_pollers
 from exporter.service.overview import AgeLimit, sla_max_age
 from exporter.service.poller import CatalogPoller, Listener, Resume
 
@@ -43,7 +35,7 @@ class Exporter:
         self.pollers = [
             CatalogPoller(c, listener, resume, backfill, config.sla) for c in config.catalogs
         ]
-        self.directors = self._directors(config)
+        self.directors = director_pollers(config, {p.cfg.name: p.jobs_seen for p in self.pollers})
         self.exposition = Exposition()
         self.max_age: AgeLimit = sla_max_age(config.sla)
         self.leadership = leadership
@@ -54,20 +46,6 @@ class Exporter:
             self.decided.set()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-
-    def _directors(self, config: Config) -> list[DirectorPoller]:
-        """Make one poller per Director, its jobs joined to its catalog's."""
-        if not config.directors:
-            return []
-        store: SlotStore = MemorySlotStore()
-        if config.state_database is not None:
-            store = PostgresSlotStore(config.state_database)
-        elif config.state_dir is not None:
-            store = SqliteSlotStore(config.state_dir / SLOT_FILE)
-        folder = runtime_dir()
-        by_name = {p.cfg.name: p for p in self.pollers}
-        return [DirectorPoller(d, folder, store, by_name[d.catalog].jobs_seen)
-                for d in config.directors]
 
     def start(self) -> None:
         """Start one background poll loop per catalog and Director (and the leadership check)."""

@@ -97,12 +97,7 @@ def _directors(rows: Sequence[LiveRow], health: Sequence[DirectorHealth], now: f
         for h in health if not h.up)
     body = []
     for r in rows:
-        if r.kind in ("waiting", "running"):
-            when = f"for {human_age(now - r.when)}"
-        elif r.kind == "blocked":
-            when = ""
-        else:
-            when = _when(r.when)
+        when = r.when_text(now)
         body.append(
             f'<tr><td data-h="What"><span class="state k-{r.kind}">{e(r.kind)}</span></td>'
             f'<td data-h="Director">{e(r.director)}</td><td data-h="Client">{e(r.client)}</td>'

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from tests.certs import Pair
 from tests.server import free_port
+from tests.server import stop as stop_process
 
 EXIM = "/usr/sbin/exim4"
 DOMAIN = "tickets.test"
@@ -142,13 +143,7 @@ class Exim:
         proc, self.proc = self.proc, None
         if proc is None:
             return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        stop_process(proc, timeout=20)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)  # the group this test started: nothing else
 

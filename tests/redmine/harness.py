@@ -7,7 +7,6 @@ stopped by PID; `stop()`/`start()` on the same port serve the fault tests.
 
 import os
 import secrets
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 import httpx
 
 from tests.server import free_port
+from tests.server import stop as stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 REDMINE = Path("/usr/share/redmine")
@@ -128,14 +128,8 @@ class Redmine:
     def stop(self) -> None:
         """Stop the server by its PID: gracefully, then by force."""
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        if proc is not None:
+            stop_process(proc, timeout=20)
 
     def log_tail(self) -> str:
         """Return the end of the server log."""
