@@ -59,7 +59,6 @@ class DirectorPoller:
         self._stuck: set[str] = set()  # Storage resources whose last run found no answer
         self.cpu_seconds = 0.0  # bconsole's CPU time in the last poll
         self.rendered: Lines = render(self.view)
-        self.attempted = threading.Event()
         self._lock = threading.Lock()
 
     def reset(self) -> None:
@@ -96,7 +95,6 @@ class DirectorPoller:
             finally:
                 view.poll_duration = time.monotonic() - started
                 self.rendered = render(view)
-                self.attempted.set()
 
     def _poll_director(self, view: View) -> None:
         """Ask the Director, then its Storage daemons; update the view and the slots."""
