@@ -121,18 +121,24 @@ class DirectorPoller:
             seen[name] = max(seen.get(name, 0.0), at)
         self._settle_slots(parsed, seen, now)
         view.missed = dict(self.slots.missed)
+        cpu += self._poll_storages(view, self.cfg.storages or parsed.storages, parsed.unparsed)
+        self.cpu_seconds = cpu
+        self._count_unparsed(parsed.unparsed)
+
+    def _poll_storages(self, view: View, storages: list[str], unparsed: list[str]) -> float:
+        """Ask each Storage resource's daemon; set the view's storages and devices; CPU used."""
         storage_up: dict[str, bool] = {}
         devices: list[Device] = []
         taken: set[tuple[str, str]] = set()  # (Storage daemon, device): report each once
+        cpu = 0.0
         # The ones that timed out last time go last; after one times out (a dead daemon, or the
         # Director gone mid-poll) the rest wait for the next poll: one timeout per poll at most.
-        storages = self.cfg.storages or parsed.storages
         timed_out = False
         for storage in sorted(storages, key=lambda name: name in self._stuck):
             if timed_out:
                 storage_up[storage] = False
                 continue
-            up, found, sd, cpu_used = self._poll_storage(storage, parsed.unparsed)
+            up, found, sd, cpu_used = self._poll_storage(storage, unparsed)
             cpu += cpu_used
             storage_up[storage] = up
             timed_out = storage in self._stuck
@@ -141,8 +147,7 @@ class DirectorPoller:
                     taken.add((sd, dev.name))
                     devices.append(dev)
         view.storage_up, view.devices = storage_up, devices
-        self.cpu_seconds = cpu
-        self._count_unparsed(parsed.unparsed)
+        return cpu
 
     def _show_clients(self, jobs: set[str]) -> float:
         """Learn the Client of scheduled jobs the catalog has never seen; return CPU seconds."""
